@@ -1,0 +1,19 @@
+"""One module per state action; ACTIONS maps the names states.yaml uses to them."""
+
+from abfsm.actions.acquire_lock import acquire_lock
+from abfsm.actions.base import Action, Run
+from abfsm.actions.drain import drain
+from abfsm.actions.empty_target import empty_target
+from abfsm.actions.inspect import inspect
+from abfsm.actions.rollback import rollback
+from abfsm.actions.scale_step import scale_step
+from abfsm.actions.wait_elb import wait_elb
+from abfsm.actions.wait_instances import wait_instances
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (acquire_lock, inspect, empty_target, scale_step, wait_instances, wait_elb,
+              drain, rollback)
+}
+
+__all__ = ["ACTIONS", "Action", "Run"]

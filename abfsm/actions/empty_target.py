@@ -1,0 +1,19 @@
+"""empty: zero an ASG that must be empty before it is filled, and wait until it is.
+
+Used by --clean-up (the ASG serving fewer healthy instances) and --single-asg (the ASG
+itself, when populated).
+"""
+
+from __future__ import annotations
+
+from abfsm.actions.asg_empty import wait_empty, zero_asg
+from abfsm.actions.base import Run, action
+
+
+@action({"emptied"}, requires=("empty_first",))
+def empty_target(run: Run) -> str:
+    asg: str = run.plan.empty_first  # type: ignore[assignment]
+    zero_asg(run, asg)
+    wait_empty(run, asg)
+    run.log.info("asg.emptied", asg=asg)
+    return "emptied"

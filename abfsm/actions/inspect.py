@@ -1,0 +1,221 @@
+"""inspect: one DescribeAutoScalingGroups for both ASGs, then decide everything.
+
+`decide()` is pure (settings + groups + serving counts in, plan + trigger out) so every
+decision is unit-tested without AWS: active/target choice, counts, steps, both populated,
+clean-up, nothing to zero, single ASG, load balancer attachment, MaxSize.
+"""
+
+from __future__ import annotations
+
+from abfsm.actions.base import Run, action
+from abfsm.actions.health import lb_members, serving_counts, short_lb
+from abfsm.aws.autoscaling import Group
+from abfsm.context import Plan, Settings
+from abfsm.errors import Refused, UsageError
+
+
+def asg_names(settings: Settings) -> list[str]:
+    env = settings.environment
+    return [env] if settings.single_asg else [f"{env}-a", f"{env}-b"]
+
+
+@action({"deploy", "empty_first", "zero", "nothing_to_do", "dry_run"})
+def inspect(run: Run) -> str:
+    settings = run.settings
+    names = asg_names(settings)
+    groups = run.aws.autoscaling.describe(names)
+    missing = [n for n in names if n not in groups]
+    if missing:
+        raise Refused(f"inspect: Auto Scaling group {' and '.join(missing)} not found "
+                      f"(expected {' and '.join(names)})")
+    serving = None
+    if needs_serving_counts(settings, groups):
+        members = lb_members(run.aws, *_all_lbs(settings, groups))
+        serving = serving_counts(members, {n: [i.id for i in g.instances] for n, g in groups.items()})
+    plan, trigger = decide(settings, groups, serving)
+    for arn in plan.target_groups:
+        plan.deregistration_delays[arn] = run.aws.elbv2.deregistration_delay(arn)
+    run.plan = plan
+    run.log.info("inspect.decided", trigger=trigger, mode=plan.mode, active=plan.active,
+                 target=plan.target, active_count=plan.active_count,
+                 target_count=plan.target_count, steps=plan.steps,
+                 empty_first=plan.empty_first, load_balancers=plan.load_balancers,
+                 target_groups=plan.target_groups, lb_source=plan.lb_source,
+                 serving=serving)
+    if plan.raise_max_to:
+        run.log.warning("inspect.raise_max", asg=plan.target, max_size=plan.target_max,
+                        raise_to=plan.raise_max_to)
+    if settings.dry_run and trigger != "nothing_to_do":
+        run.log.info("plan", lines=plan_lines(settings, plan, trigger, groups),
+                     calls=planned_calls(settings, plan, trigger))
+        return "dry_run"
+    return trigger
+
+
+def needs_serving_counts(settings: Settings, groups: dict[str, Group]) -> bool:
+    return (not settings.single_asg and not settings.zero and settings.clean_up
+            and all(g.populated for g in groups.values()))
+
+
+def decide(settings: Settings, groups: dict[str, Group],
+           serving: dict[str, int] | None = None) -> tuple[Plan, str]:
+    """Pure: choose active/target, counts and steps, or refuse."""
+    plan = Plan()
+    if settings.single_asg:
+        return _decide_single(settings, groups[settings.environment], plan)
+    a, b = (groups[n] for n in asg_names(settings))
+    populated = [g for g in (a, b) if g.populated]
+
+    if settings.zero:
+        plan.mode = "zero"
+        if not populated:
+            return plan, "nothing_to_do"
+        if len(populated) == 2:
+            raise Refused(f"both {a.name} ({_count(a)}) and {b.name} ({_count(b)}) have instances; "
+                          "--zero will not guess which one to zero")
+        plan.active, plan.active_count = populated[0].name, populated[0].desired
+        return plan, "zero"
+
+    plan.mode = "ab"
+    trigger = "deploy"
+    if len(populated) == 2:
+        if not settings.clean_up:
+            raise Refused(f"both {a.name} ({_count(a)}) and {b.name} ({_count(b)}) have instances; "
+                          "nothing was changed. Zero one by hand, or pass --clean-up to zero the "
+                          "one serving fewer healthy instances in the load balancer first")
+        serving = serving or {}
+        sa, sb = serving.get(a.name, 0), serving.get(b.name, 0)
+        if sa == sb:
+            raise Refused(f"--clean-up: {a.name} and {b.name} both serve {sa} healthy instance(s) "
+                          "in the load balancer; refusing to pick one to zero")
+        active, target = (a, b) if sa > sb else (b, a)
+        plan.empty_first = target.name
+        trigger = "empty_first"
+    elif len(populated) == 1:
+        active = populated[0]
+        target = b if active is a else a
+    else:
+        active, target = None, a
+
+    plan.active = active.name if active else None
+    plan.active_count = active.desired if active else 0
+    plan.target = target.name
+    if settings.instance_count_match:
+        if active is None:
+            raise Refused(f"--instance-count-match: neither {a.name} nor {b.name} has instances "
+                          "to match; pass --instance-count instead")
+        count = active.desired
+    else:
+        count = settings.instance_count
+    _fill(plan, settings, target, count)
+    return plan, trigger
+
+
+def _decide_single(settings: Settings, group: Group, plan: Plan) -> tuple[Plan, str]:
+    plan.mode = "zero" if settings.zero else "single"
+    if settings.zero:
+        if not group.populated:
+            return plan, "nothing_to_do"
+        plan.active, plan.active_count = group.name, group.desired
+        return plan, "zero"
+    plan.target = group.name
+    plan.active_count = group.desired
+    if settings.instance_count_match:
+        if not group.populated:
+            raise Refused(f"--instance-count-match: {group.name} has no instances to match; "
+                          "pass --instance-count instead")
+        count = group.desired
+    else:
+        count = settings.instance_count
+    _fill(plan, settings, group, count)
+    if group.populated:
+        plan.empty_first = group.name
+        return plan, "empty_first"
+    return plan, "deploy"
+
+
+def _fill(plan: Plan, settings: Settings, target: Group, count: int) -> None:
+    if count < 1:
+        raise UsageError(f"instance count must be at least 1, got {count}")
+    step = min(settings.instance_count_step or count, count)
+    plan.target_count = count
+    plan.steps = list(range(step, count, step)) + [count]
+    plan.step_index = 0
+    plan.target_min, plan.target_max = target.min_size, target.max_size
+    if count > target.max_size:
+        plan.raise_max_to = count
+    plan.load_balancers, plan.target_groups, plan.lb_source = resolve_lbs(settings, target)
+
+
+def resolve_lbs(settings: Settings, target: Group) -> tuple[list[str], list[str], str]:
+    """The load balancers to wait for: the named ones (verified attached) or the discovered."""
+    if settings.no_elb_check:
+        return [], [], "skipped (--no-elb-check)"
+    if settings.elb_names or settings.target_group_arns:
+        attached_lbs = set(target.load_balancer_names)
+        attached_tgs = set(target.target_group_arns)
+        wrong = [n for n in settings.elb_names if n not in attached_lbs]
+        wrong += [short_lb(t) for t in settings.target_group_arns if t not in attached_tgs]
+        if wrong:
+            raise Refused(f"inspect: {target.name} is not attached to {', '.join(wrong)}; "
+                          f"it is attached to {_attachments(target)}. Nothing was changed")
+        return list(settings.elb_names), list(settings.target_group_arns), "flags"
+    lbs, tgs = list(target.load_balancer_names), list(target.target_group_arns)
+    return lbs, tgs, "discovered" if lbs or tgs else "none attached"
+
+
+def _all_lbs(settings: Settings, groups: dict[str, Group]) -> tuple[list[str], list[str]]:
+    if settings.elb_names or settings.target_group_arns:
+        return list(settings.elb_names), list(settings.target_group_arns)
+    lbs = sorted({n for g in groups.values() for n in g.load_balancer_names})
+    tgs = sorted({t for g in groups.values() for t in g.target_group_arns})
+    return lbs, tgs
+
+
+def _attachments(group: Group) -> str:
+    parts = [f"ELB {n}" for n in group.load_balancer_names]
+    parts += [short_lb(t) for t in group.target_group_arns]
+    return ", ".join(parts) if parts else "no load balancer"
+
+
+def _count(group: Group) -> str:
+    return f"desired {group.desired}, {len(group.instances)} instance(s)"
+
+
+def plan_lines(settings: Settings, plan: Plan, trigger: str, groups: dict[str, Group]) -> list[str]:
+    lines = [f"environment   {settings.environment} (mode {plan.mode})"]
+    if plan.active:
+        lines.append(f"active ASG    {plan.active} ({_count(groups[plan.active])}) -> drained to 0")
+    if plan.target:
+        lines.append(f"target ASG    {plan.target} ({_count(groups[plan.target])}) -> "
+                     f"{plan.target_count} instance(s)")
+        lines.append(f"steps         desired capacity {' -> '.join(map(str, plan.steps))}")
+    if plan.empty_first:
+        lines.append(f"empty first   {plan.empty_first} (zeroed and waited for before filling)")
+    if plan.raise_max_to:
+        lines.append(f"max size      {plan.target} MaxSize {plan.target_max} -> {plan.raise_max_to}")
+    lbs = plan.load_balancers + [short_lb(t) for t in plan.target_groups]
+    lines.append(f"wait for      {', '.join(lbs) if lbs else 'no load balancer'} ({plan.lb_source})")
+    for arn, delay in plan.deregistration_delays.items():
+        lines.append(f"draining      {short_lb(arn)} deregistration delay {delay} s")
+    lines.append("would call:")
+    lines += [f"  {c}" for c in planned_calls(settings, plan, trigger)]
+    return lines
+
+
+def planned_calls(settings: Settings, plan: Plan, trigger: str) -> list[str]:
+    """The mutating calls a real run would make, in order."""
+    calls = []
+    lock = (f"s3 PutObject {settings.lock_bucket_name}/{settings.environment}.lock (If-None-Match: *)"
+            if settings.lock_bucket_name else f"local lock file {settings.state_dir}/{settings.environment}.lock")
+    calls.append(lock)
+    if plan.empty_first:
+        calls.append(f"autoscaling UpdateAutoScalingGroup {plan.empty_first} MinSize=0 DesiredCapacity=0")
+    if trigger in ("deploy", "empty_first"):
+        for i, desired in enumerate(plan.steps):
+            extra = f" MaxSize={plan.raise_max_to}" if plan.raise_max_to and i == 0 else ""
+            calls.append(f"autoscaling UpdateAutoScalingGroup {plan.target} DesiredCapacity={desired}{extra}")
+    if plan.active and plan.active != plan.target:
+        calls.append(f"autoscaling UpdateAutoScalingGroup {plan.active} MinSize=0 DesiredCapacity=0")
+    calls.append("release the lock" + (" (s3 PutObject run record, DeleteObject lock)" if settings.lock_bucket_name else ""))
+    return calls

@@ -1,0 +1,14 @@
+"""rollback (--rollback-on-failure): the new ASG back to 0, MinSize too; the old one untouched."""
+
+from __future__ import annotations
+
+from abfsm.actions.asg_empty import zero_asg
+from abfsm.actions.base import Run, action
+
+
+@action({"rolled_back"}, requires=("target",))
+def rollback(run: Run) -> str:
+    asg: str = run.plan.target  # type: ignore[assignment]
+    zero_asg(run, asg)
+    run.log.info("rollback.done", asg=asg, kept=run.plan.active)
+    return "rolled_back"

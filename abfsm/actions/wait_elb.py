@@ -1,0 +1,29 @@
+"""wait-elb: every target instance InService in each classic ELB / healthy in each target group.
+
+One DescribeInstanceHealth per classic ELB and one DescribeTargetHealth per target group per
+poll, for all instances at once.
+"""
+
+from __future__ import annotations
+
+from abfsm.actions.base import Run, action
+from abfsm.actions.health import lb_members, lb_progress
+from abfsm.actions.waiting import Progress, wait_until
+
+
+@action({"healthy"}, requires=("target",))
+def wait_elb(run: Run) -> str:
+    plan = run.plan
+    if not plan.load_balancers and not plan.target_groups:
+        run.log.info("wait_elb.skipped", reason=plan.lb_source or "no load balancer")
+        return "healthy"
+    ids = list(plan.instance_ids)
+    if not ids:  # resumed without a recorded instance list
+        group = run.aws.autoscaling.describe([plan.target]).get(plan.target)  # type: ignore[list-item]
+        ids = group.ready_ids if group else []
+
+    def check() -> Progress:
+        return lb_progress(lb_members(run.aws, plan.load_balancers, plan.target_groups), ids)
+
+    wait_until(run, check)
+    return "healthy"

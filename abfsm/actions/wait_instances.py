@@ -1,0 +1,35 @@
+"""wait-instances: the step's full count InService *and* Healthy in the target ASG.
+
+Never passes with zero instances; gives up at the state's timeout. Loops back to scale
+while steps remain.
+"""
+
+from __future__ import annotations
+
+from abfsm.actions.base import Run, action
+from abfsm.actions.waiting import Progress, wait_until
+
+
+@action({"next_step", "instances_ready"}, requires=("target", "steps"))
+def wait_instances(run: Run) -> str:
+    plan = run.plan
+    asg: str = plan.target  # type: ignore[assignment]
+    want = plan.step_desired
+
+    def check() -> Progress:
+        group = run.aws.autoscaling.describe([asg]).get(asg)
+        instances = group.instances if group else ()
+        ready = sorted(i.id for i in instances if i.ready)
+        not_ready = [{"id": i.id, "state": i.status} for i in instances if not i.ready]
+        if len(instances) < want:
+            not_ready.append({"id": f"{want - len(instances)} more", "state": "not launched yet"})
+        return Progress(ready=len(ready), total=want, done=want > 0 and len(ready) >= want,
+                        summary=f"{len(ready)}/{want} InService and Healthy in {asg}",
+                        not_ready=not_ready, what="InService+Healthy", ids=ready)
+
+    progress = wait_until(run, check)
+    plan.instance_ids = progress.ids
+    if plan.step_index < len(plan.steps) - 1:
+        plan.step_index += 1
+        return "next_step"
+    return "instances_ready"

@@ -1,0 +1,63 @@
+"""The one waiting loop: poll at once, then every --update-timeout, until done or timeout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from abfsm.actions.base import Run
+from abfsm.errors import WaitTimeout
+
+
+@dataclass(frozen=True)
+class Progress:
+    ready: int
+    total: int
+    done: bool
+    summary: str  # e.g. "3/4 InService in qa-public"
+    not_ready: list[dict[str, Any]] = field(default_factory=list)  # {id, state, [lb], [reason]}
+    what: str = "ready"
+    ids: list[str] = field(default_factory=list)  # the ready instance ids
+
+
+def wait_until(run: Run, check: Callable[[], Progress]) -> Progress:
+    """Poll `check` (first poll immediately) until it is done or the state's timeout passes.
+
+    A 600 s timeout at a 30 s interval polls at 0, 30, ..., 600 s: 21 polls, then fails with a
+    message naming the state, what it waited for and what it saw last.
+    """
+    timeout = run.timeout()
+    interval = run.settings.update_timeout
+    start = run.clock.monotonic()
+    poll = 0
+    while True:
+        progress = check()
+        poll += 1
+        elapsed = run.clock.monotonic() - start
+        remaining = max(0.0, timeout - elapsed)
+        run.log.info("wait.progress", state=run.state, poll=poll, ready=progress.ready,
+                     total=progress.total, what=progress.what, not_ready=progress.not_ready,
+                     elapsed_s=round(elapsed, 3), remaining_s=round(remaining, 3))
+        if progress.done:
+            return progress
+        if remaining <= 0:
+            raise WaitTimeout(f"{run.state}: {progress.summary} after {timeout:g} s"
+                              + _not_ready_tail(progress.not_ready))
+        run.clock.sleep(min(interval, remaining))
+        run.heartbeat()
+
+
+def _not_ready_tail(not_ready: list[dict[str, Any]], limit: int = 8) -> str:
+    if not not_ready:
+        return ""
+    parts = []
+    for item in not_ready[:limit]:
+        text = f"{item['id']} {item['state']}"
+        if item.get("lb"):
+            text += f" in {item['lb']}"
+        if item.get("reason"):
+            text += f" ({item['reason']})"
+        parts.append(text)
+    more = f", +{len(not_ready) - limit} more" if len(not_ready) > limit else ""
+    return "; " + ", ".join(parts) + more

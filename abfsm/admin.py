@@ -1,0 +1,91 @@
+"""`abfsm status` and `abfsm unlock`: read and remove locks without running the machine."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from abfsm.clock import Clock, SystemClock
+from abfsm.context import Settings
+from abfsm.record import RunRecord
+from abfsm.runner import make_lock, services_for
+
+
+def status_data(settings: Settings, *, clock: Clock | None = None, services: Any = None,
+                history: int = 5) -> dict[str, Any]:
+    clock = clock or SystemClock()
+    lock = make_lock(settings, services or services_for(settings), clock)
+    holder = lock.holder()
+    current: dict[str, Any] | None = None
+    if holder is not None:
+        current = {"lock": lock.where, "lock_age_s": round(holder.age_s, 1)}
+        if holder.record is None:
+            current.update(foreign=True, description=holder.describe(clock))
+        else:
+            r = holder.record
+            stale_after = 3 * float(r.settings.get("update_timeout", 30))
+            age = r.heartbeat_age(clock)
+            current.update(
+                foreign=False, run_id=r.run_id, state=r.state, status=r.status,
+                failed_state=r.failed_state, last_error=r.last_error,
+                started_at=r.started_at, heartbeat=r.heartbeat,
+                heartbeat_age_s=round(age, 1), stale=age > stale_after,
+                started_by=r.started_by, context=r.context, history=r.history)
+    return {"environment": settings.environment, "free": holder is None, "current": current,
+            "recent": [_brief(d) for d in lock.history(history)]}
+
+
+def status(settings: Settings, *, fmt: str = "text", **kwargs: Any) -> str:
+    data = status_data(settings, **kwargs)
+    if fmt == "json":
+        return json.dumps(data, indent=2, default=str) + "\n"
+    return "\n".join(_text(data)) + "\n"
+
+
+def unlock(settings: Settings, *, run_id: str | None, force: bool, clock: Clock | None = None,
+           services: Any = None) -> str:
+    clock = clock or SystemClock()
+    lock = make_lock(settings, services or services_for(settings), clock)
+    holder = lock.remove(run_id=run_id, force=force)
+    return f"removed {lock.where}: {holder.describe(clock)}\n"
+
+
+def _brief(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: d.get(k) for k in ("run_id", "status", "state", "failed_state", "started_at",
+                                  "finished_at", "exit_code", "last_error")}
+
+
+def _text(data: dict[str, Any]) -> list[str]:
+    env = data["environment"]
+    cur = data["current"]
+    if cur is None:
+        lines = [f"{env}: free (no lock)"]
+    elif cur["foreign"]:
+        lines = [f"{env}: LOCKED by {cur['description']}", f"  lock       {cur['lock']}"]
+    else:
+        ctx = cur.get("context") or {}
+        lines = [
+            f"{env}: run {cur['run_id']} is {cur['status']} in {cur['state']}"
+            + (f" (failed in {cur['failed_state']})" if cur.get("failed_state") else ""),
+            f"  lock       {cur['lock']}",
+            f"  started    {cur['started_at']} by {cur['started_by'].get('user')}@"
+            f"{cur['started_by'].get('host')}"
+            + (f" ({cur['started_by']['ci_job_url']})" if cur['started_by'].get('ci_job_url') else ""),
+            f"  heartbeat  {cur['heartbeat']} ({cur['heartbeat_age_s']:.0f} s ago"
+            + (", stale" if cur["stale"] else "") + ")",
+        ]
+        if ctx.get("target"):
+            lbs = (ctx.get("load_balancers") or []) + (ctx.get("target_groups") or [])
+            lines.append(f"  plan       {ctx.get('active') or '-'} -> {ctx['target']} "
+                         f"({ctx.get('target_count')} instances, steps {ctx.get('steps')})")
+            lines.append(f"  balancers  {', '.join(lbs) if lbs else 'none'}")
+        if cur.get("last_error"):
+            lines.append(f"  error      {cur['last_error']}")
+        for h in cur.get("history") or []:
+            lines.append(f"    {h['at']}  {h['src']} -> {h['dst']} ({h['trigger']}, {h['elapsed_s']} s)")
+    if data["recent"]:
+        lines.append("recent runs:")
+        for r in data["recent"]:
+            lines.append(f"  {r['run_id']}  {r['status']:<12} exit {r['exit_code']}  "
+                         f"finished {r['finished_at']}")
+    return lines

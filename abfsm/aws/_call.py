@@ -1,0 +1,65 @@
+"""One place that calls boto3 and turns its errors into the tool's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from abfsm.errors import AwsError, PreconditionFailed
+
+_log = structlog.get_logger("abfsm.aws")
+
+# Error codes that mean "a conditional write lost" rather than "AWS failed".
+_CONDITION_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+
+
+def error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", "")) or None
+    return None
+
+
+def call(client: Any, service: str, action: str, *, mutating: bool = False,
+         log_params: dict[str, Any] | None = None, conditional: bool = False,
+         **params: Any) -> dict[str, Any]:
+    """Call `client.<action>(**params)`; log mutating calls; translate errors.
+
+    `conditional=True` turns a lost precondition into PreconditionFailed (for the lock).
+    """
+    if mutating:
+        _log.info("aws.call", service=service, action=action, params=log_params or {})
+    method = getattr(client, _snake(action))
+    try:
+        return method(**params)  # type: ignore[no-any-return]
+    except Exception as exc:
+        code = error_code(exc)
+        if code is None and not _is_botocore(exc):
+            raise
+        if conditional and code in _CONDITION_CODES:
+            raise PreconditionFailed(code) from None
+        message = _message(exc)
+        raise AwsError(f"{service} {action} failed: {code or type(exc).__name__}: {message}") from exc
+
+
+def _is_botocore(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith(("botocore", "urllib3"))
+
+
+def _message(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        msg = response.get("Error", {}).get("Message")
+        if msg:
+            return str(msg)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _snake(action: str) -> str:
+    out = []
+    for i, ch in enumerate(action):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)

@@ -1,0 +1,57 @@
+"""Build boto3 clients once, in one place, and hand out the adapters that wrap them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+from abfsm.aws.autoscaling import AutoScaling
+from abfsm.aws.elb import ClassicElb, TargetGroups
+from abfsm.aws.s3 import S3Objects
+
+# Standard retry mode retries throttling (Throttling, RequestLimitExceeded, ...) with backoff.
+RETRIES = {"mode": "standard", "max_attempts": 8}
+
+
+class Services:
+    """The AWS adapters of one run. Clients are created on first use."""
+
+    def __init__(self, make_client: Callable[[str], Any]) -> None:
+        self._make_client = make_client
+
+    @cached_property
+    def autoscaling(self) -> AutoScaling:
+        return AutoScaling(self._make_client("autoscaling"))
+
+    @cached_property
+    def elb(self) -> ClassicElb:
+        return ClassicElb(self._make_client("elb"))
+
+    @cached_property
+    def elbv2(self) -> TargetGroups:
+        return TargetGroups(self._make_client("elbv2"))
+
+    @cached_property
+    def s3(self) -> S3Objects:
+        return S3Objects(self._make_client("s3"))
+
+
+def connect(*, region: str | None = None, endpoint_url: str | None = None,
+            profile: str | None = None, credentials: dict[str, str] | None = None,
+            session: Any = None) -> Services:
+    """Services over boto3's standard credential chain (or explicit credentials)."""
+
+    def make_client(service: str) -> Any:
+        nonlocal session
+        import boto3
+        from botocore.config import Config
+
+        if session is None:
+            session = boto3.Session(profile_name=profile, region_name=region,
+                                    **(credentials or {}))
+        config = Config(retries=RETRIES, connect_timeout=10, read_timeout=60)  # type: ignore[arg-type]
+        return session.client(service, endpoint_url=endpoint_url, config=config,
+                              region_name=region or session.region_name or "us-east-1")
+
+    return Services(make_client)

@@ -1,0 +1,65 @@
+"""The tool's errors. Each carries the exit code the CLI turns it into."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+EXIT_INTERRUPTED = 130
+
+
+class AbfsmError(Exception):
+    """Base class: a one-line message and an exit code."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageError(AbfsmError):
+    """Bad flags or arguments; raised before any AWS call."""
+
+    exit_code = EXIT_USAGE
+
+
+class SpecError(UsageError):
+    """states.yaml is malformed; raised before any AWS call."""
+
+    def __init__(self, path: str, key: str, problem: str) -> None:
+        self.path, self.key, self.problem = path, key, problem
+        super().__init__(f"{path}: {key}: {problem}")
+
+
+class Refused(AbfsmError):
+    """A precondition refused the run (locked, both ASGs populated, resume not allowed)."""
+
+    exit_code = EXIT_REFUSED
+
+
+class LockHeld(Refused):
+    """Another run (or a manual freeze) holds the environment lock."""
+
+
+class LockLost(Refused):
+    """This run's lock was removed or replaced under it (force-unlocked)."""
+
+
+class StateFailed(AbfsmError):
+    """A state's action failed: an AWS error or an unexpected answer."""
+
+
+class WaitTimeout(StateFailed):
+    """A wait ran out of time."""
+
+
+class AwsError(StateFailed):
+    """An AWS API call failed after boto3's retries."""
+
+
+class Interrupted(AbfsmError):
+    """SIGINT/SIGTERM: the run stopped between polls; its record is saved."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class PreconditionFailed(Exception):
+    """A conditional write lost (S3 412 / local compare-and-swap). Internal to the lock."""

@@ -1,0 +1,292 @@
+"""The environment lock, which is also where the current run record lives.
+
+Two stores with one contract: an S3 object `ENV.lock` in the lock bucket (conditional writes:
+`If-None-Match: *` to take it, `If-Match: <etag>` to update or release it) or a file in the
+local state dir (link-to-create, compare-and-swap under flock, write-fsync-rename).
+`Lock` puts the run-record semantics on top: acquire, save, release, take over for resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from abfsm.clock import Clock
+from abfsm.errors import LockHeld, LockLost, PreconditionFailed, Refused
+from abfsm.record import RunRecord
+
+
+@dataclass(frozen=True)
+class Stored:
+    body: bytes
+    etag: str
+    modified: datetime
+
+
+class ObjectStore(Protocol):
+    """The S3 calls the lock needs (implemented by abfsm.aws.s3.S3Objects)."""
+
+    def get(self, bucket: str, key: str) -> Stored | None: ...
+    def put(self, bucket: str, key: str, body: bytes, *, if_none_match: bool = False,
+            if_match: str | None = None) -> str: ...
+    def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> None: ...
+    def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
+
+
+class Store(Protocol):
+    where: str
+
+    def read(self) -> Stored | None: ...
+    def create(self, body: bytes) -> str: ...
+    def replace(self, body: bytes, etag: str) -> str: ...
+    def delete(self, etag: str | None) -> None: ...
+    def put_run(self, run_id: str, body: bytes) -> None: ...
+    def runs(self, limit: int) -> list[bytes]: ...
+
+
+class S3Store:
+    def __init__(self, s3: ObjectStore, bucket: str, environment: str) -> None:
+        self._s3, self._bucket, self._env = s3, bucket, environment
+        self.key = f"{environment}.lock"
+        self.where = f"s3://{bucket}/{self.key}"
+
+    def read(self) -> Stored | None:
+        return self._s3.get(self._bucket, self.key)
+
+    def create(self, body: bytes) -> str:
+        return self._s3.put(self._bucket, self.key, body, if_none_match=True)
+
+    def replace(self, body: bytes, etag: str) -> str:
+        return self._s3.put(self._bucket, self.key, body, if_match=etag)
+
+    def delete(self, etag: str | None) -> None:
+        self._s3.delete(self._bucket, self.key, if_match=etag)
+
+    def put_run(self, run_id: str, body: bytes) -> None:
+        self._s3.put(self._bucket, f"{self._env}/runs/{run_id}.json", body)
+
+    def runs(self, limit: int) -> list[bytes]:
+        keys = sorted(self._s3.list_keys(self._bucket, f"{self._env}/runs/"), reverse=True)
+        out = []
+        for key in keys[:limit]:
+            got = self._s3.get(self._bucket, key)
+            if got:
+                out.append(got.body)
+        return out
+
+
+class LocalStore:
+    """The same contract on one machine: files under the state dir."""
+
+    def __init__(self, state_dir: str | Path, environment: str) -> None:
+        self._dir = Path(state_dir)
+        self._env = environment
+        self.path = self._dir / f"{environment}.lock"
+        self.where = str(self.path)
+
+    def read(self) -> Stored | None:
+        try:
+            body = self.path.read_bytes()
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return Stored(body, _etag(body), datetime.fromtimestamp(mtime, timezone.utc))
+
+    def create(self, body: bytes) -> str:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._write_temp(body)
+        try:
+            os.link(tmp, self.path)  # atomic: fails if the lock exists
+        except FileExistsError:
+            raise PreconditionFailed(self.where) from None
+        finally:
+            os.unlink(tmp)
+        return _etag(body)
+
+    def replace(self, body: bytes, etag: str) -> str:
+        with self._guard():
+            current = self.read()
+            if current is None or current.etag != etag:
+                raise PreconditionFailed(self.where)
+            os.replace(self._write_temp(body), self.path)
+            _fsync_dir(self._dir)
+        return _etag(body)
+
+    def delete(self, etag: str | None) -> None:
+        with self._guard():
+            current = self.read()
+            if current is None:
+                return
+            if etag is not None and current.etag != etag:
+                raise PreconditionFailed(self.where)
+            self.path.unlink()
+
+    def put_run(self, run_id: str, body: bytes) -> None:
+        runs = self._dir / self._env / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        os.replace(self._write_temp(body), runs / f"{run_id}.json")
+
+    def runs(self, limit: int) -> list[bytes]:
+        runs = self._dir / self._env / "runs"
+        if not runs.is_dir():
+            return []
+        return [p.read_bytes() for p in sorted(runs.glob("*.json"), reverse=True)[:limit]]
+
+    def _write_temp(self, body: bytes) -> str:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=f".{self._env}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return tmp
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        with open(self._dir / f".{self._env}.guard", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What holds the lock now: an abfsm run record, or something abfsm did not write."""
+
+    record: RunRecord | None
+    etag: str
+    age_s: float
+    size: int
+
+    def describe(self, clock: Clock) -> str:
+        if self.record is None:
+            return (f"a lock abfsm did not write ({self.size} bytes, {self.age_s:.0f} s old; "
+                    "a manual freeze?)")
+        r = self.record
+        who = r.started_by.get("user", "?") + "@" + r.started_by.get("host", "?")
+        return (f"run {r.run_id} by {who}, status {r.status} in state {r.state}, "
+                f"heartbeat {r.heartbeat_age(clock):.0f} s ago")
+
+
+class Lock:
+    """The lock of one environment, holding this run's record once acquired."""
+
+    def __init__(self, store: Store, clock: Clock, *, read_only: bool = False) -> None:
+        self.store = store
+        self.clock = clock
+        self.read_only = read_only
+        self.etag: str | None = None  # set while this run holds the lock
+
+    @property
+    def where(self) -> str:
+        return self.store.where
+
+    @property
+    def held(self) -> bool:
+        return self.etag is not None
+
+    def holder(self) -> Holder | None:
+        got = self.store.read()
+        if got is None:
+            return None
+        age = max(0.0, (self.clock.now() - got.modified).total_seconds())
+        return Holder(RunRecord.from_json(got.body), got.etag, age, len(got.body))
+
+    def check_free(self) -> None:
+        """Raise LockHeld if anything holds the lock (dry-run's read-only check)."""
+        holder = self.holder()
+        if holder is not None:
+            raise LockHeld(f"{self.where} is held: {holder.describe(self.clock)}")
+
+    def acquire(self, record: RunRecord) -> None:
+        if self.read_only:
+            self.check_free()
+            return
+        record.touch(self.clock)
+        try:
+            self.etag = self.store.create(record.to_json())
+        except PreconditionFailed:
+            holder = self.holder()
+            what = holder.describe(self.clock) if holder else "a lock that has just gone"
+            raise LockHeld(f"{self.where} is held: {what}") from None
+
+    def take_over(self, holder: Holder) -> None:
+        """Resume: continue under the lock a previous process of this run holds."""
+        self.etag = holder.etag
+
+    def save(self, record: RunRecord) -> None:
+        if self.read_only or not self.held:
+            return
+        record.touch(self.clock)
+        try:
+            self.etag = self.store.replace(record.to_json(), self.etag)  # type: ignore[arg-type]
+        except PreconditionFailed:
+            self.etag = None
+            raise LockLost(
+                f"the lock {self.where} was removed or replaced while run {record.run_id} held "
+                "it (force-unlocked?); stopped without touching AWS further") from None
+
+    def release(self, record: RunRecord) -> None:
+        """Archive the final record, then remove the lock if it is still this run's."""
+        if self.read_only or not self.held:
+            return
+        record.touch(self.clock)
+        self.store.put_run(record.run_id, record.to_json())
+        try:
+            self.store.delete(self.etag)
+        except PreconditionFailed:
+            raise LockLost(f"the lock {self.where} is no longer run {record.run_id}'s; "
+                           "left it in place") from None
+        finally:
+            self.etag = None
+
+    def remove(self, *, run_id: str | None, force: bool) -> Holder:
+        """`abfsm unlock`: remove the lock deliberately; returns what was removed."""
+        holder = self.holder()
+        if holder is None:
+            raise Refused(f"{self.where}: no lock to remove; the environment is free")
+        if not force:
+            if holder.record is None:
+                raise Refused(f"{self.where} is {holder.describe(self.clock)}; "
+                              "only --force removes a lock abfsm did not write")
+            if holder.record.run_id != run_id:
+                raise Refused(f"{self.where} is held by run {holder.record.run_id}, "
+                              f"not {run_id}; nothing removed")
+        try:
+            self.store.delete(holder.etag)
+        except PreconditionFailed:
+            raise Refused(f"{self.where} changed while unlocking; nothing removed, try again") from None
+        return holder
+
+    def history(self, limit: int = 5) -> list[dict[str, Any]]:
+        out = []
+        for body in self.store.runs(limit):
+            try:
+                out.append(json.loads(body))
+            except ValueError:
+                continue
+        return out
+
+
+def _etag(body: bytes) -> str:
+    return hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,188 @@
+"""structlog configuration: JSON lines for machines, a readable console for people.
+
+Every event has a fixed snake_case name and fixed keys (see the README's log schema).
+`--log-format auto` picks console on a terminal and JSON otherwise. On a terminal,
+`wait.progress` events redraw one live status line instead of scrolling.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import IO, Any
+
+import structlog
+
+SCHEMA_VERSION = 1
+
+
+def configure(fmt: str = "auto", *, verbose: bool = False, stream: IO[str] | None = None) -> str:
+    """Configure structlog for one process; returns the effective format."""
+    stream = stream or sys.stdout
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    if fmt == "auto":
+        fmt = "console" if tty else "json"
+    renderer: Any = _json_renderer if fmt == "json" else ConsoleRenderer(verbose=verbose)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.DEBUG if verbose else logging.INFO),
+        logger_factory=lambda *_: Sink(stream, live=tty and fmt == "console" and not verbose),
+        cache_logger_on_first_use=False,
+    )
+    return fmt
+
+
+def bind(**values: Any) -> None:
+    """Bind keys (run_id, env) to every later event of this process."""
+    structlog.contextvars.bind_contextvars(**values)
+
+
+def reset() -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.reset_defaults()
+
+
+def _json_renderer(_: Any, __: str, event: dict[str, Any]) -> str:
+    ordered = {"ts": event.pop("ts", None), "level": event.pop("level", None),
+               "event": event.pop("event", None)}
+    ordered.update(event)
+    return json.dumps(ordered, default=str, separators=(",", ":"))
+
+
+class Sink:
+    """Writes rendered lines; a `live=True` line on a terminal overwrites the previous one."""
+
+    _pending: dict[int, bool] = {}  # per stream: a live line is on screen, not yet ended
+
+    def __init__(self, stream: IO[str], *, live: bool) -> None:
+        self._stream = stream
+        self._live = live
+
+    def msg(self, text: str, live: bool = False) -> None:
+        key = id(self._stream)
+        if live and self._live:
+            self._stream.write("\r\x1b[K" + text)
+            Sink._pending[key] = True
+        else:
+            if Sink._pending.pop(key, False):
+                self._stream.write("\n")
+            self._stream.write(text + "\n")
+        self._stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = log = msg
+
+
+class ConsoleRenderer:
+    """A short human line per event; known events get their own wording."""
+
+    def __init__(self, *, verbose: bool) -> None:
+        self._verbose = verbose
+
+    def __call__(self, _: Any, __: str, event: dict[str, Any]) -> Any:
+        name = event.get("event", "")
+        if (name == "aws.call" and event.get("service") == "s3" and not self._verbose
+                and "IfMatch" in (event.get("params") or {})):
+            raise structlog.DropEvent  # run-record saves: JSON and --verbose show them
+        fmt = getattr(self, "_" + str(name).replace(".", "_"), None)
+        text = fmt(event) if fmt else self._generic(event)
+        if name == "wait.progress":
+            return (text,), {"live": True}
+        return text
+
+    @staticmethod
+    def _generic(event: dict[str, Any]) -> str:
+        skip = {"event", "ts", "level", "run_id", "env"}
+        rest = " ".join(f"{k}={_short(v)}" for k, v in event.items() if k not in skip)
+        level = event.get("level", "info")
+        prefix = "" if level == "info" else f"{level.upper()}: "
+        return f"{prefix}{event.get('event')}" + (f"  {rest}" if rest else "")
+
+    @staticmethod
+    def _run_started(e: dict[str, Any]) -> str:
+        s = e.get("settings", {})
+        flags = []
+        for key in ("dry_run", "zero", "single_asg", "clean_up", "rollback_on_failure"):
+            if s.get(key):
+                flags.append("--" + key.replace("_", "-"))
+        return (f"abfsm {e.get('command', 'deploy')} {e.get('env')} · run {e.get('run_id')}"
+                + (f" · {' '.join(flags)}" if flags else "")
+                + f" · lock {e.get('lock')}")
+
+    @staticmethod
+    def _transition(e: dict[str, Any]) -> str:
+        return f"  {e['src']:<15} → {e['dst']:<15} ({e['trigger']}, {e['elapsed_s']:.2f} s)"
+
+    @staticmethod
+    def _wait_progress(e: dict[str, Any]) -> str:
+        waiting = e.get("not_ready") or []
+        shown = ", ".join(f"{w['id']} {w['state']}" for w in waiting[:4])
+        if len(waiting) > 4:
+            shown += f", +{len(waiting) - 4} more"
+        return (f"  {e['state']}: {e['ready']}/{e['total']} {e.get('what', 'ready')}"
+                f" · {e['elapsed_s']:.0f} s elapsed, {e['remaining_s']:.0f} s left"
+                + (f" · waiting for {shown}" if shown else ""))
+
+    @staticmethod
+    def _inspect_decided(e: dict[str, Any]) -> str:
+        lbs = (e.get("load_balancers") or []) + (e.get("target_groups") or [])
+        if not e.get("target"):
+            return f"  inspect: {e.get('trigger')} (active {e.get('active') or 'none'})"
+        return (f"  inspect: {e.get('active') or 'no active ASG'} → {e['target']}, "
+                f"{e.get('target_count')} instance(s) in steps {e.get('steps')}, "
+                f"load balancers: {', '.join(lbs) if lbs else 'none'} ({e.get('lb_source')})")
+
+    @staticmethod
+    def _aws_call(e: dict[str, Any]) -> str:
+        params = " ".join(f"{k}={_short(v)}" for k, v in (e.get("params") or {}).items())
+        return f"    aws {e['service']} {e['action']} {params}"
+
+    @staticmethod
+    def _plan(e: dict[str, Any]) -> str:
+        return "\n".join(["dry run: the plan (nothing was changed)"]
+                         + [f"  {line}" for line in e.get("lines", [])])
+
+    @staticmethod
+    def _run_finished(e: dict[str, Any]) -> str:
+        return "\n".join(summary_lines(e))
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def summary_lines(e: dict[str, Any]) -> list[str]:
+    """The end-of-run summary a person reads (from the `run.finished` event's keys)."""
+    outcome, code = e.get("outcome"), e.get("exit_code")
+    verdict = {"done": "succeeded", "planned": "planned (dry run, nothing changed)",
+               "refused": "was refused (nothing changed)", "failed": "FAILED",
+               "rolled-back": "FAILED and was rolled back", "interrupted": "was interrupted",
+               "lock-lost": "stopped: its lock was taken away"}.get(str(outcome), str(outcome))
+    where = f" in {e['failed_state']}" if e.get("failed_state") and outcome != "done" else ""
+    lines = [f"abfsm: {e.get('env')} {verdict}{where} after {e.get('duration_s', 0):.1f} s "
+             f"(exit {code})"]
+    lines.append(f"  run       {e.get('run_id')}")
+    path = e.get("path") or []
+    if path:
+        steps = " → ".join(f"{p['state']} {p['elapsed_s']:.1f}s" for p in path)
+        lines.append(f"  path      {steps} → {e.get('final_state')}")
+    if e.get("error"):
+        lines.append(f"  error     {e['error']}")
+    if e.get("active"):
+        drained = outcome == "done" and not e.get("dry_run")
+        state = "drained to 0" if drained else f"left as it was ({e.get('active_count')} desired)"
+        lines.append(f"  old ASG   {e['active']}: {state}")
+    if e.get("target"):
+        lines.append(f"  new ASG   {e['target']}: target {e.get('target_count')} instance(s)"
+                     + (", scaled back to 0" if outcome == "rolled-back" else ""))
+    lines.append(f"  lock      {e.get('lock')}")
+    for i, step in enumerate(e.get("next") or []):
+        lines.append(("  next      " if i == 0 else "            ") + step)
+    return lines

@@ -1,0 +1,111 @@
+"""The run record: one JSON document per run, written before each state's action.
+
+It holds everything needed to read or resume a run: settings, the plan decided in inspect,
+the history of transitions, the last error, who started it and a heartbeat.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from abfsm.clock import Clock, parse_utc, utc_iso
+
+KIND = "abfsm.run"
+SCHEMA = 1
+
+# Status values.
+RUNNING, FAILED, DONE, ROLLED_BACK, INTERRUPTED, REFUSED, PLANNED = (
+    "running", "failed", "done", "rolled-back", "interrupted", "refused", "planned")
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    environment: str
+    spec_version: int
+    state: str
+    status: str
+    started_at: str
+    heartbeat: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    last_error: str | None = None
+    failed_state: str | None = None
+    exit_code: int | None = None
+    started_by: dict[str, Any] = field(default_factory=dict)
+    finished_at: str | None = None
+    kind: str = KIND
+    schema: int = SCHEMA
+
+    def to_json(self) -> bytes:
+        return (json.dumps(asdict(self), indent=1, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> RunRecord | None:
+        """Parse a record; None if the bytes are not an abfsm record (a foreign lock)."""
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("kind") != KIND:
+            return None
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError:
+            return None
+
+    def heartbeat_age(self, clock: Clock) -> float:
+        return (clock.now() - parse_utc(self.heartbeat)).total_seconds()
+
+    def touch(self, clock: Clock) -> None:
+        self.heartbeat = utc_iso(clock.now())
+
+
+def new_run_id(clock: Clock) -> str:
+    return clock.now().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def new_record(environment: str, spec_version: int, initial: str, settings: dict[str, Any],
+               clock: Clock, run_id: str | None = None) -> RunRecord:
+    now = utc_iso(clock.now())
+    return RunRecord(
+        run_id=run_id or new_run_id(clock), environment=environment, spec_version=spec_version,
+        state=initial, status=RUNNING, started_at=now, heartbeat=now, settings=settings,
+        started_by=started_by(),
+    )
+
+
+def started_by(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Who and where: user, host, and the CI job URL when a CI system's variables say so."""
+    env = dict(os.environ) if env is None else env
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return {"user": user, "host": socket.gethostname(), "ci_job_url": ci_job_url(env)}
+
+
+def ci_job_url(env: dict[str, str]) -> str | None:
+    if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_RUN_ID"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/{env['GITHUB_RUN_ID']}"
+    for var in ("CI_JOB_URL", "BUILD_URL", "BUILDKITE_BUILD_URL", "CIRCLE_BUILD_URL",
+                "bamboo_resultsUrl", "CODEBUILD_BUILD_URL"):
+        if env.get(var):
+            return env[var]
+    return None
+
+
+def add_history(record: RunRecord, src: str, dst: str, trigger: str, at: datetime,
+                elapsed_s: float) -> None:
+    record.history.append({"at": utc_iso(at), "src": src, "dst": dst, "trigger": trigger,
+                           "elapsed_s": round(elapsed_s, 3)})
