@@ -7,13 +7,14 @@ only place that fires triggers; actions return them. Every move is logged once a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from abfsm import __version__
-from abfsm.actions import ACTIONS, Run
+from abfsm.actions import ACTIONS, Action, Run
 from abfsm.aws import Services, connect
 from abfsm.clock import Clock, SystemClock, utc_iso
 from abfsm.context import Plan, Settings
@@ -127,8 +128,11 @@ def resumable_states(spec: Spec, plan: Plan) -> list[str]:
             if not ACTIONS[spec.states[s].action].missing(plan)]  # type: ignore[index]
 
 
-def drive(run: Run, initial: str) -> Outcome:
-    """The loop. Ends in a final state, or on interruption / a lost lock."""
+def drive(run: Run, initial: str, actions: Mapping[str, Action] = ACTIONS) -> Outcome:
+    """The loop. Ends in a final state, or on interruption / a lost lock.
+
+    `actions` maps the spec's action names to callables (tests pass fakes).
+    """
     from transitions import Machine, MachineError
 
     spec, clock = run.spec, run.clock
@@ -146,7 +150,7 @@ def drive(run: Run, initial: str) -> Outcome:
             entered = clock.monotonic()
             try:
                 clock.check_stop()
-                trigger = ACTIONS[spec.states[state].action](run)  # type: ignore[index]
+                trigger = actions[spec.states[state].action](run)  # type: ignore[index]
             except (Interrupted, LockLost):
                 raise
             except AbfsmError as exc:

@@ -1,0 +1,61 @@
+"""Shared fixtures: moto corrections, fake AWS credentials, a clean structlog per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+
+from tests import moto_fixes
+from tests.fakes import FakeClock
+from tests.support.aws_env import CREDENTIALS, REGION, client_factory
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fake_aws_environment() -> Iterator[None]:
+    """No real credentials or config can leak in; boto3 talks to moto only."""
+    saved = dict(os.environ)
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            del os.environ[key]
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+                       "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    moto_fixes.apply()
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    """In-process moto: yields a `make(service)` boto3 client factory."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield client_factory()
+
+
+@pytest.fixture
+def services(aws: Any) -> Any:
+    """abfsm's adapters over in-process moto."""
+    from abfsm.aws import connect
+
+    return connect(region=REGION, credentials=CREDENTIALS)
