@@ -258,23 +258,23 @@ def _report(outcome: Any, fmt: str) -> int:
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from abfsm import log, runner
-    from abfsm.clock import SystemClock
+    from abfsm.clock import clock_from_env
 
     settings = settings_from(args)
     runner.load(settings)  # a bad spec exits 2 before logging or AWS
     fmt = log.configure(settings.log_format, verbose=settings.verbose)
-    clock = SystemClock()
+    clock = clock_from_env()
     _install_signals(clock)
     return _report(runner.deploy(settings, clock=clock), fmt)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from abfsm import log, runner
-    from abfsm.clock import SystemClock
+    from abfsm.clock import clock_from_env
 
     settings = settings_from(args)
     fmt = log.configure(settings.log_format, verbose=settings.verbose)
-    clock = SystemClock()
+    clock = clock_from_env()
     _install_signals(clock)
     return _report(runner.resume(settings, from_state=args.from_state, force=args.force,
                                  clock=clock), fmt)

@@ -58,3 +58,34 @@ def utc_iso(moment: datetime) -> str:
 
 def parse_utc(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+class VirtualClock(SystemClock):
+    """Real wall-clock start, but `sleep` returns at once and advances virtual time.
+
+    Selected with ABFSM_VIRTUAL_CLOCK=1 (a test hook: end-to-end tests run the CLI in a
+    subprocess, where a 600 s wait must not take 600 s). Stop requests still work.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._offset = 0.0
+
+    def now(self) -> datetime:
+        from datetime import timedelta
+
+        return super().now() + timedelta(seconds=self._offset)
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self._offset
+
+    def sleep(self, seconds: float) -> None:
+        self.check_stop()
+        self._offset += max(0.0, seconds)
+
+
+def clock_from_env(environ: dict[str, str] | None = None) -> SystemClock:
+    import os
+
+    env = os.environ if environ is None else environ
+    return VirtualClock() if env.get("ABFSM_VIRTUAL_CLOCK") == "1" else SystemClock()
