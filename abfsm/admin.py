@@ -65,8 +65,8 @@ def _text(data: dict[str, Any]) -> list[str]:
     else:
         ctx = cur.get("context") or {}
         lines = [
-            f"{env}: run {cur['run_id']} is {cur['status']} in {cur['state']}"
-            + (f" (failed in {cur['failed_state']})" if cur.get("failed_state") else ""),
+            f"{env}: run {cur['run_id']} is {cur['status']} in "
+            f"{cur.get('failed_state') or cur['state']}",
             f"  lock       {cur['lock']}",
             f"  started    {cur['started_at']} by {cur['started_by'].get('user')}@"
             f"{cur['started_by'].get('host')}"

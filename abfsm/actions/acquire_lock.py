@@ -10,5 +10,8 @@ def acquire_lock(run: Run) -> str:
     if run.lock.held:  # resumed: this run already holds it
         return "acquired"
     run.lock.acquire(run.record)  # raises LockHeld (exit 3) when anything else holds it
-    run.log.info("lock.acquired", lock=run.lock.where, read_only=run.lock.read_only)
+    if run.lock.read_only:
+        run.log.info("lock.free", lock=run.lock.where)  # dry run: checked, not taken
+    else:
+        run.log.info("lock.acquired", lock=run.lock.where)
     return "acquired"
