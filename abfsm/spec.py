@@ -88,13 +88,33 @@ def load_spec(path: str | Path | None, actions: Mapping[str, ActionInfo]) -> Spe
     except OSError as exc:
         raise SpecError(shown, "-", f"cannot read the file ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "-"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(shown, where, f"not valid YAML: {problem}") from None
     return validate(data, actions, shown)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a repeated mapping key (YAML forbids it; PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable: the base class reports it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {first})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
 
 
 def validate(data: Any, actions: Mapping[str, ActionInfo], path: str = "<spec>") -> Spec:
@@ -125,11 +145,7 @@ def validate(data: Any, actions: Mapping[str, ActionInfo], path: str = "<spec>")
         raise bad("initial", f"{initial!r} is a final state")
 
     transitions = _transitions(data["transitions"], states, bad)
-    moves: dict[tuple[str, str], str] = {}
-    for i, tr in enumerate(transitions):
-        if (tr.source, tr.trigger) in moves:
-            raise bad(f"transitions[{i}]", f"duplicate trigger {tr.trigger!r} from state {tr.source!r}")
-        moves[(tr.source, tr.trigger)] = tr.dest
+    moves = {(tr.source, tr.trigger): tr.dest for tr in transitions}  # unique: see _transitions
     _check_graph(initial, states, moves, bad)
 
     for name, st in states.items():
@@ -221,6 +237,7 @@ def _transitions(raw: Any, states: Mapping[str, StateSpec], bad: Any) -> list[Tr
         raise bad("transitions", f"must be a non-empty list, not {_kind(raw)}")
     working = [n for n, s in states.items() if not s.final]
     out: list[Transition] = []
+    first: dict[tuple[str, str], int] = {}  # (source, trigger) -> index of its declaration
     for i, item in enumerate(raw):
         key = f"transitions[{i}]"
         if not isinstance(item, dict):
@@ -249,6 +266,10 @@ def _transitions(raw: Any, states: Mapping[str, StateSpec], bad: Any) -> list[Tr
                 raise bad(f"{key}.source", f"unknown state {src!r}")
             if states[src].final:
                 raise bad(f"{key}.source", f"{src!r} is a final state; nothing leaves it")
+            if (src, trigger) in first:
+                raise bad(key, f"duplicate trigger {trigger!r} from state {src!r} "
+                               f"(already in transitions[{first[(src, trigger)]}])")
+            first[(src, trigger)] = i
             out.append(Transition(trigger, src, dest))
     return out
 

@@ -1,0 +1,109 @@
+"""The README's state graph: generated from the packaged states.yaml, never edited by hand.
+
+    python -m tests.support.readme_graph          # exit 1 and say so if README.md is stale
+    python -m tests.support.readme_graph --write  # rewrite the block (`make graph`)
+
+The block lives between `<!-- graph:start -->` and `<!-- graph:end -->` as a ```mermaid
+fence holding exactly what `abfsm graph` prints for the packaged spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+START = "<!-- graph:start -->"
+END = "<!-- graph:end -->"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+
+
+class ReadmeGraphError(Exception):
+    """README.md has no usable graph block, or its block differs from the generated one."""
+
+
+def block() -> str:
+    """The mermaid text `abfsm graph` prints for the packaged states.yaml."""
+    from abfsm.actions import ACTIONS
+    from abfsm.graph import mermaid
+    from abfsm.spec import load_spec
+
+    return mermaid(load_spec(None, ACTIONS))
+
+
+def fenced() -> str:
+    """What belongs between the markers, markers excluded."""
+    return "```mermaid\n" + block() + "```\n"
+
+
+def _split(text: str, path: Path) -> tuple[str, str, str]:
+    """(before and START, the current block, END and after)."""
+    if text.count(START) != 1 or text.count(END) != 1:
+        raise ReadmeGraphError(
+            f"{path}: needs exactly one {START} and one {END} line around the graph "
+            f"(found {text.count(START)} and {text.count(END)}); add them, then run "
+            "`make graph` (python -m tests.support.readme_graph --write)")
+    head, rest = text.split(START, 1)
+    inner, tail = rest.split(END, 1)
+    return head + START + "\n", inner.lstrip("\n") if inner.strip() else "", END + tail
+
+
+def current(path: str | Path = README) -> str:
+    """The block README.md has now, between the markers."""
+    path = Path(path)
+    return _split(path.read_text(encoding="utf-8"), path)[1]
+
+
+def check(path: str | Path = README) -> None:
+    """Raise ReadmeGraphError unless README.md's block equals the generated graph."""
+    path = Path(path)
+    have, want = current(path), fenced()
+    if have != want:
+        raise ReadmeGraphError(
+            f"{path}: the mermaid graph between {START} and {END} differs from the one "
+            "generated from abfsm/states.yaml; run `make graph` "
+            "(python -m tests.support.readme_graph --write)\n"
+            + _diff(have, want, str(path)))
+
+
+def write(path: str | Path = README) -> bool:
+    """Rewrite the block in place; True if the file changed."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    head, _, tail = _split(text, path)
+    new = head + fenced() + tail
+    if new == text:
+        return False
+    path.write_text(new, encoding="utf-8")
+    return True
+
+
+def _diff(have: str, want: str, name: str) -> str:
+    import difflib
+
+    return "".join(difflib.unified_diff(have.splitlines(True), want.splitlines(True),
+                                        f"{name} (graph block)", "generated"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.support.readme_graph",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="rewrite the README's block")
+    parser.add_argument("--readme", default=str(README), help="default: the repo's README.md")
+    args = parser.parse_args(argv)
+    try:
+        if args.write:
+            changed = write(args.readme)
+            print(f"{args.readme}: graph {'updated' if changed else 'already up to date'}")
+        else:
+            check(args.readme)
+            print(f"{args.readme}: graph up to date")
+    except ReadmeGraphError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
