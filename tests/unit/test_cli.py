@@ -1,0 +1,170 @@
+"""Flag validation in-process: each bad flag exits 2 with one stderr line naming it, before any
+AWS call; the original tool's flags and no-sub-command style; --help without boto3."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from abfsm import cli, runner
+from abfsm.aws import session
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _keep_signal_handlers() -> Iterator[None]:
+    """main() installs SIGINT/SIGTERM handlers; give pytest its own back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+@pytest.fixture
+def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to connect to AWS or start a run fails the test."""
+    def boom(*_: Any, **__: Any) -> Any:
+        pytest.fail("an AWS connection or a run was started")
+
+    monkeypatch.setattr(session, "connect", boom)
+    monkeypatch.setattr(runner, "connect", boom)
+    monkeypatch.setattr(runner, "services_for", boom)
+    monkeypatch.setattr(runner, "deploy", boom)
+    monkeypatch.setattr(runner, "resume", boom)
+
+
+def run_main(argv: list[str]) -> int:
+    try:
+        return cli.main(argv)
+    except SystemExit as exc:  # argparse errors exit through SystemExit
+        return int(exc.code or 0)
+
+
+BASE = ["deploy", "--environment", "qa"]
+
+
+@pytest.mark.parametrize(("argv", "flag"), [
+    (BASE + ["--instance-count", "0"], "--instance-count"),
+    (BASE + ["--instance-count", "abc"], "--instance-count"),
+    (BASE + ["--instance-count", "-3"], "--instance-count"),
+    (BASE + ["--instance-count-step", "0"], "--instance-count-step"),
+    (BASE + ["--update-timeout", "-1"], "--update-timeout"),
+    (BASE + ["--update-timeout", "0"], "--update-timeout"),
+    (BASE + ["--health-check-timeout", "x"], "--health-check-timeout"),
+    (BASE + ["--health-check-timeout", "nan"], "--health-check-timeout"),
+    (BASE + ["--target-group-arn", "not-an-arn"], "--target-group-arn"),
+    (BASE + ["--instance-count", "4", "--instance-count-match"], "--instance-count-match"),
+    (BASE + ["--instance-count", "4", "--instance-count-step", "5"], "--instance-count-step"),
+    (BASE + ["--no-elb-check", "--elb-name", "qa-public"], "--no-elb-check"),
+    (BASE + ["--zero", "--clean-up"], "--clean-up"),
+    (["deploy", "--elb-name", "qa-public"], "--environment"),
+    (["deploy", "--environment", "qa prod!"], "--environment"),
+    (["deploy", "--environment", ""], "--environment"),
+    (BASE + ["--log-format", "xml"], "--log-format"),
+    (BASE + ["--no-such-flag"], "--no-such-flag"),
+    (["resume"], "--environment"),
+    (["unlock", "--environment", "qa"], "--run-id"),
+])
+def test_bad_flag_exits_2_with_one_line_naming_it(argv, flag, capsys, no_aws):
+    """A bad value or combination exits 2 with exactly one stderr line naming the flag, no AWS."""
+    code = run_main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.endswith("\n")
+    assert flag in err
+
+
+def test_bad_flag_in_original_style_exits_2(capsys, no_aws):
+    """The no-sub-command form validates the same way (exit 2, one line)."""
+    code = run_main(["--environment", "qa", "--instance-count", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and "--instance-count" in err
+
+
+def test_bad_spec_exits_2_before_any_aws_call(tmp_path, capsys, no_aws):
+    """--spec naming a broken file exits 2 with one line naming the file, no AWS call."""
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("version: 1\ninitial: nowhere\nstates: {}\ntransitions: []\n")
+    code = run_main(BASE + ["--spec", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and str(bad) in err
+
+
+def test_no_sub_command_means_deploy(monkeypatch, capsys, tmp_path):
+    """`abfsm --environment qa ...` (the original tool's style) runs a deploy with those flags."""
+    seen: dict[str, Any] = {}
+
+    def fake_deploy(settings: Any, **kw: Any) -> runner.Outcome:
+        seen["settings"] = settings
+        return runner.Outcome(0, "done")
+
+    monkeypatch.setattr(runner, "deploy", fake_deploy)
+    code = run_main(["--environment", "qa", "--elb-name", "qa-public", "--instance-count", "4",
+                     "--log-format", "json", "--state-dir", str(tmp_path)])
+    assert code == 0
+    s = seen["settings"]
+    assert (s.environment, s.elb_names, s.instance_count) == ("qa", ["qa-public"], 4)
+
+
+def test_deploy_exit_code_is_the_outcomes(monkeypatch, capsys, tmp_path):
+    """deploy returns the run's exit code and, in JSON mode, one stderr line with the error."""
+    monkeypatch.setattr(runner, "deploy",
+                        lambda settings, **kw: runner.Outcome(3, "refused", "qa.lock is held"))
+    code = run_main(BASE + ["--log-format", "json", "--state-dir", str(tmp_path)])
+    assert code == 3
+    assert capsys.readouterr().err == "abfsm: qa.lock is held\n"
+
+
+def test_no_arguments_prints_help_and_exits_2(capsys, no_aws):
+    """`abfsm` alone prints the help and exits 2."""
+    assert run_main([]) == 2
+    assert "deploy" in capsys.readouterr().out
+
+
+ORIGINAL_FLAGS = [
+    "--lock-bucket-name", "locks", "--single-asg", "--dry-run", "--zero",
+    "--environment", "qa", "--elb-name", "qa-public", "--instance-count-match",
+    "--instance-count", "4", "--instance-count-step", "2", "--update-timeout", "5",
+    "--health-check-timeout", "60", "--clean-up", "--verbose",
+]
+
+
+def test_every_original_deploy_py_flag_is_accepted_by_deploy():
+    """Every flag of the original deploy.py parses on `deploy` with its value."""
+    args = cli.build_parser().parse_args(["deploy"] + ORIGINAL_FLAGS)
+    assert (args.lock_bucket_name, args.single_asg, args.dry_run, args.zero) == ("locks", True, True, True)
+    assert (args.environment, args.elb_name, args.instance_count_match) == ("qa", ["qa-public"], True)
+    assert (args.instance_count, args.instance_count_step) == (4, 2)
+    assert (args.update_timeout, args.health_check_timeout) == (5.0, 60.0)
+    assert (args.clean_up, args.verbose) == (True, True)
+
+
+def test_original_defaults_are_kept():
+    """Defaults as the original documented: 8 instances, 30 s polls, 600 s health check, one step."""
+    s = cli.settings_from(cli.build_parser().parse_args(["deploy", "--environment", "qa"]))
+    assert (s.instance_count, s.instance_count_step) == (8, None)
+    assert (s.update_timeout, s.health_check_timeout) == (30.0, 600.0)
+
+
+def test_seconds_accept_an_s_suffix():
+    """--update-timeout 30s (the original help's spelling) is 30 seconds."""
+    args = cli.build_parser().parse_args(["deploy", "--environment", "qa", "--update-timeout", "30s"])
+    assert args.update_timeout == 30.0
+
+
+def test_help_does_not_import_boto3():
+    """`abfsm --help` exits 0 without importing boto3 or botocore (checked with -X importtime)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "abfsm", "--help"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "deploy" in proc.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "abfsm.cli" in imported  # the check sees our imports at all
+    assert not {m for m in imported if m.split(".")[0] in ("boto3", "botocore")}
