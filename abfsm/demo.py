@@ -20,6 +20,8 @@ from abfsm.context import Settings
 from abfsm.errors import UsageError
 
 REGION = "us-east-1"
+# moto does not validate AMI ids; listing its images costs ~2 s per call.
+AMI = "ami-12c6146b"
 CREDENTIALS = {"aws_access_key_id": "demo", "aws_secret_access_key": "demo"}
 _log = structlog.get_logger("abfsm.demo")
 
@@ -52,9 +54,8 @@ def create_environment(endpoint: str, env: str = "demo", *, serving: int = 2,
     """Launch template, classic ELB, ENV-a serving `serving` instances, empty ENV-b, bucket."""
     ec2, elb = client(endpoint, "ec2"), client(endpoint, "elb")
     asg, s3 = client(endpoint, "autoscaling"), client(endpoint, "s3")
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     ec2.create_launch_template(LaunchTemplateName=f"{env}-app",
-                               LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro"})
+                               LaunchTemplateData={"ImageId": AMI, "InstanceType": "t3.micro"})
     elb.create_load_balancer(LoadBalancerName=f"{env}-public", AvailabilityZones=[f"{REGION}a"],
                              Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80,
                                          "InstancePort": 8080}])

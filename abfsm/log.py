@@ -29,6 +29,7 @@ def configure(fmt: str = "auto", *, verbose: bool = False, stream: IO[str] | Non
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+            structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -45,6 +46,7 @@ def bind(**values: Any) -> None:
 
 
 def reset() -> None:
+    Sink._pending.clear()
     structlog.contextvars.clear_contextvars()
     structlog.reset_defaults()
 

@@ -120,18 +120,25 @@ def cli_env(server: MotoServer) -> dict[str, str]:
 
 @pytest.fixture
 def cli(server: MotoServer, tmp_path: Path) -> Any:
-    """Run `python -m abfsm ARGS` (JSON logs, state dir in tmp_path); returns CliResult."""
+    """Run `python -m abfsm ARGS` (JSON logs, state dir in tmp_path); returns CliResult.
 
-    def run(*args: str, timeout: float = 120, json_logs: bool = True) -> CliResult:
+    `extra_env` adds or overrides environment variables of the subprocess, e.g.
+    {"ABFSM_VIRTUAL_CLOCK": "1"} or {"AWS_ENDPOINT_URL": proxy.endpoint}.
+    """
+
+    def run(*args: str, timeout: float = 120, json_logs: bool = True,
+            extra_env: dict[str, str] | None = None) -> CliResult:
         argv = [sys.executable, "-m", "abfsm", *args]
         if json_logs and args and args[0] in ("deploy", "resume"):
             argv += ["--log-format", "json"]
         if args and args[0] in ("deploy", "resume", "status", "unlock") and "--state-dir" not in args:
             argv += ["--state-dir", str(tmp_path / "state")]
-        proc = subprocess.run(argv, cwd=tmp_path, env=cli_env(server), capture_output=True,
-                              text=True, timeout=timeout)
+        env = {**cli_env(server), **(extra_env or {})}
+        proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=timeout)
         events = []
-        for line in proc.stdout.splitlines():
+        logs = bool(args) and args[0] in ("deploy", "resume", "demo")  # not status's JSON
+        for line in proc.stdout.splitlines() if logs else []:
             if line.startswith("{"):
                 events.append(json.loads(line))
         return CliResult(proc.returncode, proc.stdout, proc.stderr, events)

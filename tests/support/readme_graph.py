@@ -79,6 +79,23 @@ def write(path: str | Path = README) -> bool:
     return True
 
 
+def write_log_schema(path: str | Path = README) -> bool:
+    """Rewrite the README's log event table from abfsm.log_schema; True if it changed."""
+    import re
+
+    from abfsm.log_schema import markdown_table
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    new = re.sub(r"(<!-- log-schema:start -->\n).*?(<!-- log-schema:end -->)",
+                 lambda m: m.group(1) + markdown_table().strip() + "\n" + m.group(2), text,
+                 flags=re.S)
+    if new == text:
+        return False
+    path.write_text(new, encoding="utf-8")
+    return True
+
+
 def _diff(have: str, want: str, name: str) -> str:
     import difflib
 
@@ -96,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.write:
             changed = write(args.readme)
             print(f"{args.readme}: graph {'updated' if changed else 'already up to date'}")
+            changed = write_log_schema(args.readme)
+            print(f"{args.readme}: log schema {'updated' if changed else 'already up to date'}")
         else:
             check(args.readme)
             print(f"{args.readme}: graph up to date")

@@ -1,0 +1,241 @@
+"""The documented schema of every JSON log event, as data, and a validator for it.
+
+`--log-format json` writes one JSON object per line. Every line carries the COMMON keys;
+each event name in EVENTS lists its level, its required keys and its optional keys, each
+with a type name:
+
+    str, int, number (int or float), bool, object (a JSON object), list,
+    list[str], list[int], list[object]; a `|null` suffix also allows null.
+
+`validate(event)` returns the problems of one parsed line (an empty list when it conforms):
+an unknown event, a missing or mistyped key, an undocumented key, a wrong level. The README's
+log table is generated from this module (`markdown_table()`), so the docs and the validator
+cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+LEVELS = ("debug", "info", "warning", "error")
+
+# On every line. `run_id` and `env` are bound when a run starts (see RUNLESS).
+COMMON: dict[str, str] = {
+    "ts": "str",  # ISO 8601 UTC, e.g. 2026-01-01T12:00:00.123456Z
+    "level": "str",  # one of LEVELS
+    "event": "str",  # one of EVENTS
+    "run_id": "str",
+    "env": "str",
+}
+
+# Events logged before any run exists (the demo's set-up): no run_id / env yet.
+RUNLESS = frozenset({"demo.ready"})
+
+EVENTS: dict[str, dict[str, Any]] = {
+    "run.started": {
+        "level": "info",
+        "doc": "a deploy or resume begins: version, spec, lock location, all effective settings",
+        "required": {"command": "str", "version": "str", "spec": "str", "spec_version": "int",
+                     "lock": "str", "settings": "object", "started_by": "object"},
+        "optional": {"from_state": "str", "previous_status": "str"},  # resume only
+    },
+    "lock.acquired": {
+        "level": "info",
+        "doc": "the environment lock was taken",
+        "required": {"lock": "str"},
+    },
+    "lock.free": {
+        "level": "info",
+        "doc": "dry run: the lock was checked and is free (not taken)",
+        "required": {"lock": "str"},
+    },
+    "inspect.decided": {
+        "level": "info",
+        "doc": "what inspect decided: active and target ASG, counts, steps, load balancers",
+        "required": {"trigger": "str", "mode": "str|null", "active": "str|null",
+                     "target": "str|null", "active_count": "int", "target_count": "int",
+                     "steps": "list[int]", "empty_first": "str|null",
+                     "load_balancers": "list[str]", "target_groups": "list[str]",
+                     "lb_source": "str", "serving": "object|null"},
+    },
+    "inspect.raise_max": {
+        "level": "warning",
+        "doc": "the count exceeds the target ASG's MaxSize, which the scale call raises",
+        "required": {"asg": "str", "max_size": "int", "raise_to": "int"},
+    },
+    "plan": {
+        "level": "info",
+        "doc": "dry run: the plan as text lines and the mutating calls a real run would make",
+        "required": {"lines": "list[str]", "calls": "list[str]"},
+    },
+    "scale.step": {
+        "level": "info",
+        "doc": "the target ASG's desired capacity was set for one step",
+        "required": {"asg": "str", "desired": "int", "step": "int", "steps": "int"},
+    },
+    "wait.progress": {
+        "level": "info",
+        "doc": "one poll of a wait: ready/total and the instances not ready yet",
+        "required": {"state": "str", "poll": "int", "ready": "int", "total": "int",
+                     "what": "str", "not_ready": "list[object]", "elapsed_s": "number",
+                     "remaining_s": "number"},
+    },
+    "transition": {
+        "level": "info",
+        "doc": "one move of the machine (exactly one per state change)",
+        "required": {"src": "str", "dst": "str", "trigger": "str", "elapsed_s": "number"},
+    },
+    "aws.call": {
+        "level": "info",
+        "doc": "a mutating AWS call, with its key parameters",
+        "required": {"service": "str", "action": "str", "params": "object"},
+    },
+    "state.failed": {
+        "level": "error",
+        "doc": "a state's action failed or refused; `next` is the trigger fired",
+        "required": {"state": "str", "error": "str", "exit_code": "int", "next": "str"},
+    },
+    "state.traceback": {
+        "level": "debug",
+        "doc": "--verbose: the traceback of an unexpected error",
+        "required": {},
+        "optional": {"exc_info": "bool|str", "exception": "str"},
+    },
+    "drain.started": {
+        "level": "info",
+        "doc": "the old ASG was set to MinSize 0 / DesiredCapacity 0; its instances are "
+               "draining (`wait`: --wait-for-scale-down)",
+        "required": {"asg": "str", "status": "str", "instances": "int",
+                     "instance_ids": "list[str]", "load_balancers": "list[str]",
+                     "deregistration_delays": "object", "wait": "bool"},
+    },
+    "drain.finished": {
+        "level": "info",
+        "doc": "--wait-for-scale-down: the old ASG is empty and deregistered",
+        "required": {"asg": "str", "instances": "int"},
+    },
+    "drain.nothing": {
+        "level": "info",
+        "doc": "there was no old ASG to drain",
+        "required": {"reason": "str"},
+    },
+    "wait_elb.skipped": {
+        "level": "info",
+        "doc": "no load balancer to wait for (--no-elb-check or none attached)",
+        "required": {"reason": "str"},
+    },
+    "asg.emptied": {
+        "level": "info",
+        "doc": "an ASG that had to be empty first (--clean-up, --single-asg) is empty",
+        "required": {"asg": "str"},
+    },
+    "rollback.done": {
+        "level": "info",
+        "doc": "--rollback-on-failure: the new ASG is back to 0; `kept` is the old one",
+        "required": {"asg": "str", "kept": "str|null"},
+    },
+    "run.finished": {
+        "level": "info",
+        "doc": "the outcome: exit code, duration, path of states, error, next steps",
+        "required": {"outcome": "str", "exit_code": "int", "duration_s": "number",
+                     "path": "list[object]", "final_state": "str", "failed_state": "str|null",
+                     "error": "str|null", "active": "str|null", "target": "str|null",
+                     "active_count": "int", "target_count": "int", "lock": "str",
+                     "next": "list[str]", "dry_run": "bool"},
+    },
+    "demo.ready": {
+        "level": "info",
+        "doc": "abfsm demo: the emulator and its environment are up",
+        "required": {"endpoint": "str", "created": "object", "before": "object"},
+    },
+    "demo.after": {
+        "level": "info",
+        "doc": "abfsm demo: what AWS shows after the run",
+        "required": {"after": "object", "lock_left": "bool"},
+    },
+}
+
+
+def validate(event: Any) -> list[str]:
+    """The problems of one parsed log line against the schema; [] when it conforms."""
+    if not isinstance(event, Mapping):
+        return [f"not a JSON object: {type(event).__name__}"]
+    name = event.get("event")
+    if not isinstance(name, str):
+        return [f"'event' missing or not a string: {name!r}"]
+    spec = EVENTS.get(name)
+    if spec is None:
+        return [f"{name}: unknown event (not in abfsm.log_schema.EVENTS)"]
+    problems: list[str] = []
+    common = {k: t for k, t in COMMON.items() if not (name in RUNLESS and k in ("run_id", "env"))}
+    required = {**common, **spec["required"]}
+    optional = {**spec.get("optional", {})}
+    if name in RUNLESS:
+        optional.update(run_id="str", env="str")
+    for key, type_name in required.items():
+        if key not in event:
+            problems.append(f"{name}: missing key {key!r}")
+        elif not is_type(event[key], type_name):
+            problems.append(f"{name}: {key}={event[key]!r} is not {type_name}")
+    for key, type_name in optional.items():
+        if key in event and not is_type(event[key], type_name):
+            problems.append(f"{name}: {key}={event[key]!r} is not {type_name}")
+    for key in event:
+        if key not in required and key not in optional:
+            problems.append(f"{name}: undocumented key {key!r}")
+    level = event.get("level")
+    if isinstance(level, str) and level != spec["level"]:
+        problems.append(f"{name}: level {level!r}, documented as {spec['level']!r}")
+    ts = event.get("ts")
+    if isinstance(ts, str) and not _is_utc_iso(ts):
+        problems.append(f"{name}: ts {ts!r} is not an ISO 8601 UTC time")
+    return problems
+
+
+def is_type(value: Any, type_name: str) -> bool:
+    """Whether a JSON value has a schema type (`str`, `list[int]`, `object|null`, ...)."""
+    return any(_is_one(value, t.strip()) for t in type_name.split("|"))
+
+
+def _is_one(value: Any, t: str) -> bool:
+    if t.startswith("list[") and t.endswith("]"):
+        return isinstance(value, list) and all(_is_one(v, t[5:-1]) for v in value)
+    checks = {
+        "null": lambda v: v is None,
+        "str": lambda v: isinstance(v, str),
+        "bool": lambda v: isinstance(v, bool),
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "object": lambda v: isinstance(v, Mapping),
+        "list": lambda v: isinstance(v, list),
+    }
+    if t not in checks:
+        raise ValueError(f"unknown schema type {t!r}")
+    return bool(checks[t](value))
+
+
+def _is_utc_iso(text: str) -> bool:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return moment.utcoffset() is not None and not moment.utcoffset()
+
+
+def markdown_table() -> str:
+    """The README's table of events: name, level, meaning, keys (optional ones in brackets)."""
+    rows = ["| event | level | when | keys (besides ts, level, event, run_id, env) |",
+            "|---|---|---|---|"]
+    for name, spec in EVENTS.items():
+        keys = [f"`{k}` {_shown(t)}" for k, t in spec["required"].items()]
+        keys += [f"[`{k}` {_shown(t)}]" for k, t in spec.get("optional", {}).items()]
+        rows.append(f"| `{name}` | {spec['level']} | {spec['doc']} | {', '.join(keys) or '-'} |")
+    return "\n".join(rows) + "\n"
+
+
+def _shown(type_name: str) -> str:
+    return type_name.replace("|", " or ")  # a bare | would split a markdown table cell

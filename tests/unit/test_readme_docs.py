@@ -1,0 +1,23 @@
+"""The README's generated sections match the code they document."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from abfsm.log_schema import markdown_table
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _block(name: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    found = re.search(rf"<!-- {name}:start -->\n(.*?)<!-- {name}:end -->", text, re.S)
+    assert found, f"README.md has no <!-- {name}:start/end --> markers"
+    return found.group(1).strip()
+
+
+def test_readme_log_schema_table_is_the_schema():
+    """The README's log event table is exactly abfsm.log_schema.markdown_table()."""
+    assert _block("log-schema") == markdown_table().strip(), (
+        "README log schema drifted: run `make graph` (python -m tests.support.readme_graph --write)")
