@@ -2,7 +2,9 @@
 
 Applied in-process (autouse fixture in tests/conftest.py) and inside the moto_server the
 end-to-end tests start (tests/support/moto_server.py). Each has a test in
-tests/aws/test_moto_fixes.py proving the correction is in force.
+tests/aws/test_moto_fixes.py proving the correction is in force; `ORIGINALS` keeps moto's
+own implementations and `unpatched()` restores them for a moment, so those tests can also
+show what plain moto would have done.
 
 1. MinSize/MaxSize are enforced. Plain moto accepts a DesiredCapacity outside
    [MinSize, MaxSize]; AWS answers ValidationError. Without this, a drain that forgets
@@ -13,18 +15,32 @@ tests/aws/test_moto_fixes.py proving the correction is in force.
    "--clean-up picks the ASG serving fewer instances" could not be tested. Here an ASG only
    deregisters instances that no ASG attached to the ELB owns any more.
 3. S3 conditional PutObject is atomic. moto checks `If-None-Match`/`If-Match` and then
-   writes, without a lock, so two racing writers can both win on the threaded server.
-   AWS serialises them: exactly one wins.
+   writes, without a lock, so two racing writers can both win (in-process threads or the
+   threaded server). AWS serialises them: exactly one wins. Here PutObject and DeleteObject
+   run under one lock (`_s3_lock`), so check-then-write cannot interleave.
+4. Classic ELB health says why. Plain moto answers DescribeInstanceHealth with
+   ReasonCode/Description "N/A" for every instance; AWS gives an OutOfService instance
+   ReasonCode "Instance" and a description of the failed health checks, which abfsm puts in
+   its wait-elb messages.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _applied = False
 _s3_lock = threading.Lock()
+
+# (class, attribute) -> moto's own implementation, recorded when a correction replaces it.
+ORIGINALS: dict[tuple[type, str], Callable[..., Any]] = {}
+
+OUT_OF_SERVICE_REASON = "Instance"
+OUT_OF_SERVICE_DESCRIPTION = ("Instance has failed at least the UnhealthyThreshold number of "
+                              "health checks consecutively.")
 
 
 def apply() -> None:
@@ -35,85 +51,126 @@ def apply() -> None:
     _enforce_min_max()
     _share_classic_elbs()
     _atomic_s3_conditional_put()
+    _classic_elb_reasons()
+
+
+@contextlib.contextmanager
+def unpatched(*targets: tuple[type, str]) -> Iterator[None]:
+    """Put moto's own implementation of each (class, attribute) back for the block."""
+    saved = {target: getattr(*target) for target in targets}
+    try:
+        for (cls, name) in targets:
+            setattr(cls, name, ORIGINALS[(cls, name)])
+        yield
+    finally:
+        for (cls, name), current in saved.items():
+            setattr(cls, name, current)
+
+
+def _replace(cls: type, name: str,
+             make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    original = getattr(cls, name)
+    ORIGINALS[(cls, name)] = original
+    setattr(cls, name, functools.wraps(original)(make(original)))
 
 
 def _enforce_min_max() -> None:
     from moto.autoscaling.exceptions import ValidationError
     from moto.autoscaling.models import AutoScalingBackend
 
-    original_update = AutoScalingBackend.update_auto_scaling_group
-    original_set = AutoScalingBackend.set_desired_capacity
+    def make_update(original_update: Callable[..., Any]) -> Callable[..., Any]:
+        def update(self: Any, name: str, availability_zones: Any, desired_capacity: Any,
+                   max_size: Any, min_size: Any, *args: Any, **kwargs: Any) -> Any:
+            group = self.autoscaling_groups.get(name)
+            if group is not None:
+                lo = group.min_size if min_size is None else int(min_size)
+                hi = group.max_size if max_size is None else int(max_size)
+                want = group.desired_capacity if desired_capacity is None else int(desired_capacity)
+                if lo > hi:
+                    raise ValidationError(f"MinSize ({lo}) must be <= MaxSize ({hi})")
+                if desired_capacity is not None and not lo <= want <= hi:
+                    raise ValidationError(
+                        f"Desired capacity:{want} must be between the specified min size:{lo} "
+                        f"and max size:{hi}")
+            return original_update(self, name, availability_zones, desired_capacity, max_size,
+                                   min_size, *args, **kwargs)
+        return update
 
-    @functools.wraps(original_update)
-    def update(self: Any, name: str, availability_zones: Any, desired_capacity: Any,
-               max_size: Any, min_size: Any, *args: Any, **kwargs: Any) -> Any:
-        group = self.autoscaling_groups.get(name)
-        if group is not None:
-            lo = group.min_size if min_size is None else int(min_size)
-            hi = group.max_size if max_size is None else int(max_size)
-            want = group.desired_capacity if desired_capacity is None else int(desired_capacity)
-            if lo > hi:
-                raise ValidationError(f"MinSize ({lo}) must be <= MaxSize ({hi})")
-            if desired_capacity is not None and not lo <= want <= hi:
-                raise ValidationError(
-                    f"Desired capacity:{want} must be between the specified min size:{lo} "
-                    f"and max size:{hi}")
-        return original_update(self, name, availability_zones, desired_capacity, max_size,
-                               min_size, *args, **kwargs)
+    def make_set(original_set: Callable[..., Any]) -> Callable[..., Any]:
+        def set_desired(self: Any, group_name: str, desired_capacity: Any) -> None:
+            group = self.autoscaling_groups[group_name]
+            if desired_capacity is not None:
+                want = int(desired_capacity)
+                if want < group.min_size:
+                    raise ValidationError(
+                        f"New SetDesiredCapacity value {want} is below min value "
+                        f"{group.min_size} for the AutoScalingGroup.")
+                if want > group.max_size:
+                    raise ValidationError(
+                        f"New SetDesiredCapacity value {want} is above max value "
+                        f"{group.max_size} for the AutoScalingGroup.")
+            original_set(self, group_name, desired_capacity)
+        return set_desired
 
-    @functools.wraps(original_set)
-    def set_desired(self: Any, group_name: str, desired_capacity: Any) -> None:
-        group = self.autoscaling_groups[group_name]
-        if desired_capacity is not None and not (
-                group.min_size <= int(desired_capacity) <= group.max_size):
-            raise ValidationError(
-                f"New SetDesiredCapacity value {desired_capacity} is below min value "
-                f"{group.min_size} for the AutoScalingGroup." if int(desired_capacity) < group.min_size
-                else f"New SetDesiredCapacity value {desired_capacity} is above max value "
-                     f"{group.max_size} for the AutoScalingGroup.")
-        original_set(self, group_name, desired_capacity)
-
-    AutoScalingBackend.update_auto_scaling_group = update  # type: ignore[method-assign]
-    AutoScalingBackend.set_desired_capacity = set_desired  # type: ignore[method-assign]
+    _replace(AutoScalingBackend, "update_auto_scaling_group", make_update)
+    _replace(AutoScalingBackend, "set_desired_capacity", make_set)
 
 
 def _share_classic_elbs() -> None:
     from moto.autoscaling.models import AutoScalingBackend
     from moto.elb.exceptions import LoadBalancerNotFoundError
 
-    def update_attached_elbs(self: Any, group_name: str) -> None:
-        group = self.autoscaling_groups[group_name]
-        if not group.load_balancer_names:
-            return
-        try:
-            elbs = self.elb_backend.describe_load_balancers(names=group.load_balancer_names)
-        except LoadBalancerNotFoundError:
-            return
-        group_ids = {s.instance.id for s in group.active_instances()}
-        for elb in elbs:
-            owned_elsewhere = {
-                s.instance.id
-                for other in self.autoscaling_groups.values()
-                if other is not group and elb.name in other.load_balancer_names
-                for s in other.active_instances()
-            }
-            current = set(elb.instance_ids)
-            self.elb_backend.register_instances(elb.name, group_ids - current,
-                                                from_autoscaling=True)
-            self.elb_backend.deregister_instances(
-                elb.name, current - group_ids - owned_elsewhere, from_autoscaling=True)
+    def make(_original: Callable[..., Any]) -> Callable[..., Any]:
+        def update_attached_elbs(self: Any, group_name: str) -> None:
+            group = self.autoscaling_groups[group_name]
+            if not group.load_balancer_names:
+                return
+            try:
+                elbs = self.elb_backend.describe_load_balancers(names=group.load_balancer_names)
+            except LoadBalancerNotFoundError:
+                return
+            group_ids = {s.instance.id for s in group.active_instances()}
+            for elb in elbs:
+                owned_elsewhere = {
+                    s.instance.id
+                    for other in self.autoscaling_groups.values()
+                    if other is not group and elb.name in other.load_balancer_names
+                    for s in other.active_instances()
+                }
+                current = set(elb.instance_ids)
+                self.elb_backend.register_instances(elb.name, group_ids - current,
+                                                    from_autoscaling=True)
+                self.elb_backend.deregister_instances(
+                    elb.name, current - group_ids - owned_elsewhere, from_autoscaling=True)
+        return update_attached_elbs
 
-    AutoScalingBackend.update_attached_elbs = update_attached_elbs  # type: ignore[method-assign]
+    _replace(AutoScalingBackend, "update_attached_elbs", make)
 
 
 def _atomic_s3_conditional_put() -> None:
     from moto.s3.responses import S3Response
 
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with _s3_lock:  # looked up at call time, so a test may swap in an instrumented lock
+                return original(self, *args, **kwargs)
+        return locked
+
     for name in ("put_object", "delete_object"):
-        original = getattr(S3Response, name)
+        _replace(S3Response, name, make)
 
-        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with _s3_lock:
-                return __original(self, *args, **kwargs)
 
-        setattr(S3Response, name, functools.wraps(original)(locked))
+def _classic_elb_reasons() -> None:
+    from moto.elb.responses import ELBResponse
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def describe_instance_health(self: Any) -> Any:
+            result = original(self)
+            for state in result.result["InstanceStates"]:
+                if state["State"] == "OutOfService":
+                    state["ReasonCode"] = OUT_OF_SERVICE_REASON
+                    state["Description"] = OUT_OF_SERVICE_DESCRIPTION
+            return result
+        return describe_instance_health
+
+    _replace(ELBResponse, "describe_instance_health", make)

@@ -10,8 +10,10 @@ from abfsm.errors import AwsError, PreconditionFailed
 
 _log = structlog.get_logger("abfsm.aws")
 
-# Error codes that mean "a conditional write lost" rather than "AWS failed".
-_CONDITION_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+# Error codes that mean "a conditional write lost" rather than "AWS failed". An `If-Match`
+# write to a key that is gone (a force-unlocked lock) is answered 404 NoSuchKey.
+_CONDITION_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409",
+                    "NoSuchKey", "404"}
 
 
 def error_code(exc: BaseException) -> str | None:

@@ -42,15 +42,10 @@ class S3Objects:
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if if_match:
             params["IfMatch"] = f'"{if_match}"'
-        try:
-            call(self._client, "s3", "DeleteObject", mutating=True,
-                 log_params={"Bucket": bucket, "Key": key, **({"IfMatch": if_match} if if_match else {})},
-                 conditional=bool(if_match), **params)
-        except AwsError as exc:
-            if if_match and error_code(exc.__cause__) in ("NoSuchKey", "404"):  # type: ignore[arg-type]
-                from abfsm.errors import PreconditionFailed
-                raise PreconditionFailed("gone") from None
-            raise
+        # conditional: a lock that is gone or replaced raises PreconditionFailed.
+        call(self._client, "s3", "DeleteObject", mutating=True,
+             log_params={"Bucket": bucket, "Key": key, **({"IfMatch": if_match} if if_match else {})},
+             conditional=bool(if_match), **params)
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         keys: list[str] = []

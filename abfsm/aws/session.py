@@ -50,7 +50,9 @@ def connect(*, region: str | None = None, endpoint_url: str | None = None,
         if session is None:
             session = boto3.Session(profile_name=profile, region_name=region,
                                     **(credentials or {}))
-        config = Config(retries=RETRIES, connect_timeout=10, read_timeout=60)  # type: ignore[arg-type]
+        # A copy: botocore rewrites the dict it is given (max_attempts -> total_max_attempts).
+        config = Config(retries=dict(RETRIES),  # type: ignore[arg-type]
+                        connect_timeout=10, read_timeout=60)
         return session.client(service, endpoint_url=endpoint_url, config=config,
                               region_name=region or session.region_name or "us-east-1")
 
