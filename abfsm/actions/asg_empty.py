@@ -1,8 +1,11 @@
-"""Setting an ASG to zero (MinSize too) and, optionally, waiting until it has no instances."""
+"""Setting an ASG to zero (MinSize too) and, optionally, waiting until it has drained."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from abfsm.actions.base import Run
+from abfsm.actions.health import drain_progress, lb_members
 from abfsm.actions.waiting import Progress, wait_until
 
 
@@ -10,18 +13,25 @@ def zero_asg(run: Run, asg: str) -> None:
     run.aws.autoscaling.update_capacity(asg, desired=0, min_size=0)
 
 
-def wait_empty(run: Run, asg: str, old_ids: list[str] | None = None) -> None:
-    """Until `asg` has no instances and none of `old_ids` is still a target-group member."""
+def wait_empty(run: Run, asg: str, old_ids: Sequence[str] = (), *,
+               load_balancers: Sequence[str] = (), target_groups: Sequence[str] = ()) -> Progress:
+    """Until `asg` has no instances and none of its instances is registered any more.
+
+    Per poll: one DescribeAutoScalingGroups, plus one DescribeInstanceHealth per classic ELB
+    and one DescribeTargetHealth per target group while there are old instances to look for.
+    A target is deregistered when the load balancer no longer lists it; `draining` is not
+    yet (see health.gone). On AWS the group keeps an instance (Terminating) until its
+    deregistration delay has passed; the load balancer check also covers targets that
+    outlive the group's view of them.
+    """
+    known = list(dict.fromkeys(old_ids))
+    check_lbs = bool(load_balancers or target_groups)
 
     def check() -> Progress:
         group = run.aws.autoscaling.describe([asg]).get(asg)
-        left = [{"id": i.id, "state": i.lifecycle} for i in (group.instances if group else ())]
-        for arn in run.plan.target_groups if old_ids else []:
-            for m in run.aws.elbv2.members(arn):
-                if m.id in old_ids and m.state != "unused":  # type: ignore[operator]
-                    left.append({"id": m.id, "state": m.state, "lb": arn.split(":")[-1]})
-        return Progress(ready=0, total=len(left), done=not left,
-                        summary=f"{len(left)} instance(s) of {asg} not yet gone",
-                        not_ready=left, what="left to drain")
+        instances = group.instances if group else ()
+        known.extend(i.id for i in instances if i.id not in known)
+        members = lb_members(run.aws, load_balancers, target_groups) if check_lbs and known else {}
+        return drain_progress(asg, instances, members, known)
 
-    wait_until(run, check)
+    return wait_until(run, check)

@@ -1,13 +1,16 @@
 """drain: MinSize and DesiredCapacity of the old ASG to 0 (works when MinSize > 0).
 
-With --wait-for-scale-down, waits until the old ASG has no instances left and its targets
-have left every target group (draining -> gone), within --health-check-timeout.
+From the moment the old ASG is set to 0 its instances are draining: nothing counts them as
+serving (wait-elb only ever counted the new ASG's instances). With --wait-for-scale-down,
+waits until the old ASG has no instances left and they are deregistered from every load
+balancer of the plan (target groups: draining -> gone), within --health-check-timeout.
 """
 
 from __future__ import annotations
 
 from abfsm.actions.asg_empty import wait_empty, zero_asg
 from abfsm.actions.base import Run, action
+from abfsm.actions.health import short_lb
 
 
 @action({"drained"}, requires=("mode",))
@@ -17,13 +20,19 @@ def drain(run: Run) -> str:
     if old is None:
         run.log.info("drain.nothing", reason="no old ASG to drain")
         return "drained"
+    wait = run.settings.wait_for_scale_down
     old_ids: list[str] = []
-    if run.settings.wait_for_scale_down and plan.target_groups:
+    if wait:  # before zeroing: once terminated, the group no longer names them
         group = run.aws.autoscaling.describe([old]).get(old)
         old_ids = [i.id for i in group.instances] if group else []
     zero_asg(run, old)
-    run.log.info("drain.started", asg=old, deregistration_delays=plan.deregistration_delays)
-    if run.settings.wait_for_scale_down:
-        wait_empty(run, old, old_ids)
-        run.log.info("drain.finished", asg=old)
+    lbs = plan.load_balancers + plan.target_groups
+    run.log.info("drain.started", asg=old, status="draining",
+                 instances=len(old_ids) if wait else plan.active_count, instance_ids=old_ids,
+                 load_balancers=[short_lb(lb) for lb in lbs],
+                 deregistration_delays=plan.deregistration_delays, wait=wait)
+    if wait:
+        progress = wait_empty(run, old, old_ids, load_balancers=plan.load_balancers,
+                              target_groups=plan.target_groups)
+        run.log.info("drain.finished", asg=old, instances=progress.total)
     return "drained"

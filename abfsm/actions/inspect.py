@@ -194,10 +194,14 @@ def plan_lines(settings: Settings, plan: Plan, trigger: str, groups: dict[str, G
         lines.append(f"empty first   {plan.empty_first} (zeroed and waited for before filling)")
     if plan.raise_max_to:
         lines.append(f"max size      {plan.target} MaxSize {plan.target_max} -> {plan.raise_max_to}")
-    lbs = plan.load_balancers + [short_lb(t) for t in plan.target_groups]
-    lines.append(f"wait for      {', '.join(lbs) if lbs else 'no load balancer'} ({plan.lb_source})")
+    if plan.target:
+        lbs = plan.load_balancers + [short_lb(t) for t in plan.target_groups]
+        shown = ", ".join(lbs) if lbs else "no load balancer"
+        lines.append(f"wait for      {shown} ({plan.lb_source})")
+    waits = ("drain waits for it, --wait-for-scale-down" if settings.wait_for_scale_down
+             else "drain does not wait; pass --wait-for-scale-down to wait")
     for arn, delay in plan.deregistration_delays.items():
-        lines.append(f"draining      {short_lb(arn)} deregistration delay {delay} s")
+        lines.append(f"draining      {short_lb(arn)} deregistration delay {delay} s ({waits})")
     lines.append("would call:")
     lines += [f"  {c}" for c in planned_calls(settings, plan, trigger)]
     return lines

@@ -1,7 +1,10 @@
 """wait-elb: every target instance InService in each classic ELB / healthy in each target group.
 
 One DescribeInstanceHealth per classic ELB and one DescribeTargetHealth per target group per
-poll, for all instances at once.
+poll, for all instances at once, and no DescribeAutoScalingGroups: the instances waited for
+are the new ASG's, recorded by wait-instances. Only they count; the old ASG's instances,
+registered in the same load balancers, never count as serving the new deployment. A timeout
+names each load balancer and the instances not yet healthy there with their reason codes.
 """
 
 from __future__ import annotations
