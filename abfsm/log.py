@@ -178,8 +178,13 @@ def summary_lines(e: dict[str, Any]) -> list[str]:
     if e.get("error"):
         lines.append(f"  error     {e['error']}")
     if e.get("active"):
-        drained = outcome == "done" and not e.get("dry_run")
-        state = "drained to 0" if drained else f"left as it was ({e.get('active_count')} desired)"
+        entered_drain = any(p.get("state") == "drain" for p in path)
+        if outcome == "done" and not e.get("dry_run"):
+            state = "drained to 0"
+        elif entered_drain:
+            state = "drain started (MinSize/DesiredCapacity 0 may already be set)"
+        else:
+            state = f"left as it was ({e.get('active_count')} desired)"
         lines.append(f"  old ASG   {e['active']}: {state}")
     if e.get("target"):
         lines.append(f"  new ASG   {e['target']}: target {e.get('target_count')} instance(s)"
