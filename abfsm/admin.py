@@ -7,6 +7,7 @@ from typing import Any
 
 from abfsm.clock import Clock, SystemClock
 from abfsm.context import Settings
+from abfsm.lock import stale_after_s
 from abfsm.record import RunRecord
 from abfsm.runner import make_lock, services_for
 
@@ -23,13 +24,12 @@ def status_data(settings: Settings, *, clock: Clock | None = None, services: Any
             current.update(foreign=True, description=holder.describe(clock))
         else:
             r = holder.record
-            stale_after = 3 * float(r.settings.get("update_timeout", 30))
             age = r.heartbeat_age(clock)
             current.update(
                 foreign=False, run_id=r.run_id, state=r.state, status=r.status,
                 failed_state=r.failed_state, last_error=r.last_error,
                 started_at=r.started_at, heartbeat=r.heartbeat,
-                heartbeat_age_s=round(age, 1), stale=age > stale_after,
+                heartbeat_age_s=round(age, 1), stale=age > stale_after_s(r),
                 started_by=r.started_by, context=r.context, history=r.history)
     return {"environment": settings.environment, "free": holder is None, "current": current,
             "recent": [_brief(d) for d in lock.history(history)]}

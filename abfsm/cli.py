@@ -281,15 +281,17 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from abfsm import admin
+    from abfsm import admin, log
 
+    log.configure("auto", stream=sys.stderr)  # stdout is the report (JSON with --format json)
     sys.stdout.write(admin.status(settings_from(args), fmt=args.format))
     return 0
 
 
 def _cmd_unlock(args: argparse.Namespace) -> int:
-    from abfsm import admin
+    from abfsm import admin, log
 
+    log.configure("auto", stream=sys.stderr)  # the DeleteObject audit line; stdout says what went
     sys.stdout.write(admin.unlock(settings_from(args), run_id=args.run_id, force=args.force))
     return 0
 

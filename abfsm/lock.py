@@ -161,6 +161,16 @@ class LocalStore:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# A live run refreshes its record at least once per poll interval (--update-timeout) while it
+# waits; one whose heartbeat is older than this many intervals is taken to be gone.
+STALE_AFTER_POLLS = 3
+
+
+def stale_after_s(record: RunRecord) -> float:
+    """Seconds after which `record`'s heartbeat is stale (resume may take the run over)."""
+    return STALE_AFTER_POLLS * float(record.settings.get("update_timeout", 30.0))
+
+
 @dataclass(frozen=True)
 class Holder:
     """What holds the lock now: an abfsm run record, or something abfsm did not write."""

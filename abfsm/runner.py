@@ -19,7 +19,7 @@ from abfsm.aws import Services, connect
 from abfsm.clock import Clock, SystemClock, utc_iso
 from abfsm.context import Plan, Settings
 from abfsm.errors import (AbfsmError, Interrupted, LockLost, Refused, StateFailed, UsageError)
-from abfsm.lock import LocalStore, Lock, S3Store
+from abfsm.lock import LocalStore, Lock, S3Store, stale_after_s
 from abfsm.record import FAILED, INTERRUPTED, RUNNING, RunRecord, add_history, new_record
 from abfsm.spec import Spec, load_spec, machine_config
 
@@ -84,9 +84,10 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
     if holder.record is None:
         raise Refused(f"{lock.where} holds {holder.describe(clock)}; nothing of abfsm's to resume")
     saved = holder.record
+    previous_status = saved.status
     age = saved.heartbeat_age(clock)
     saved_settings = Settings.from_dict(saved.settings)
-    stale_after = 3 * saved_settings.update_timeout
+    stale_after = stale_after_s(saved)
     if saved.status not in (FAILED, INTERRUPTED) and age <= stale_after and not force:
         raise Refused(f"run {saved.run_id} ({_who(saved)}) is {saved.status} in {saved.state}, "
                       f"heartbeat {age:.0f} s ago (stale only after {stale_after:g} s); "
@@ -106,11 +107,14 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
         setattr(saved_settings, key, getattr(settings, key))
     saved_settings.dry_run = False
     lock.take_over(holder)
-    saved.status, saved.last_error, saved.exit_code, saved.finished_at = RUNNING, None, None, None
+    # A fresh attempt: failed_state/last_error will describe this attempt's failure, if any
+    # (a stale failed_state would make `next` name the wrong state to resume from).
+    saved.status, saved.last_error, saved.failed_state = RUNNING, None, None
+    saved.exit_code, saved.finished_at = None, None
     saved.settings = saved_settings.to_dict()
     run = Run(settings=saved_settings, plan=plan, aws=services, clock=clock, lock=lock,
               record=saved, spec=spec)
-    _started(run, "resume", from_state=state, previous_status=holder.record.status)
+    _started(run, "resume", from_state=state, previous_status=previous_status)
     return drive(run, state)
 
 
@@ -166,6 +170,8 @@ def drive(run: Run, initial: str, actions: Mapping[str, Action] = ACTIONS) -> Ou
                 _log.error("state.failed", state=state, error=str(error),
                            exit_code=error.exit_code, next=trigger)
             try:
+                if spec.dest(state, trigger) is None:  # a name declared nowhere is no MachineError
+                    raise MachineError(trigger)
                 machine.trigger(trigger)
             except MachineError:
                 raise StateFailed(f"{state}: {spec.path} declares no {trigger!r} transition "
