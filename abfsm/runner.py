@@ -96,12 +96,13 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
                            else saved.state)
     check_state_name(spec, state)
     plan = Plan.from_dict(saved.context)
-    missing = ACTIONS[spec.states[state].action].missing(plan)  # type: ignore[index]
-    if missing:
+    why_not = ACTIONS[spec.states[state].action].cannot_resume(plan)  # type: ignore[index]
+    if why_not:
         able = resumable_states(spec, plan)
-        raise UsageError(f"cannot resume run {saved.run_id} from {state}: it needs "
-                         f"{', '.join(missing)} from inspect, which the run never decided; "
-                         f"it can resume from: {', '.join(able)}")
+        raise UsageError(f"cannot resume run {saved.run_id} from {state}: {why_not}; "
+                         f"it can resume from: {', '.join(able) or 'nothing'}")
+    # Decisions are kept; observations are re-read (the ASG may have replaced instances).
+    plan.instance_ids = []
     # Keep how this invocation logs and connects; everything else comes from the record.
     for key in ("log_format", "verbose", "region", "endpoint_url", "profile", "spec"):
         setattr(saved_settings, key, getattr(settings, key))
@@ -129,7 +130,7 @@ def check_state_name(spec: Spec, state: str) -> None:
 
 def resumable_states(spec: Spec, plan: Plan) -> list[str]:
     return [s for s in spec.working_states
-            if not ACTIONS[spec.states[s].action].missing(plan)]  # type: ignore[index]
+            if not ACTIONS[spec.states[s].action].cannot_resume(plan)]  # type: ignore[index]
 
 
 def drive(run: Run, initial: str, actions: Mapping[str, Action] = ACTIONS) -> Outcome:

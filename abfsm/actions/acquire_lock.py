@@ -5,7 +5,7 @@ from __future__ import annotations
 from abfsm.actions.base import Run, action
 
 
-@action({"acquired"})
+@action({"acquired"}, before_plan=True)
 def acquire_lock(run: Run) -> str:
     if run.lock.held:  # resumed: this run already holds it
         return "acquired"

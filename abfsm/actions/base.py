@@ -49,6 +49,7 @@ class Action:
     fn: Callable[[Run], str]
     outcomes: frozenset[str]
     requires: tuple[str, ...] = ()  # Plan fields that must be decided to (re-)enter the state
+    before_plan: bool = False  # only runs before inspect decided: never re-entered after
 
     def __call__(self, run: Run) -> str:
         trigger = self.fn(run)
@@ -59,8 +60,19 @@ class Action:
     def missing(self, plan: Plan) -> list[str]:
         return [key for key in self.requires if not getattr(plan, key)]
 
+    def cannot_resume(self, plan: Plan) -> str | None:
+        """Why a resumed run cannot re-enter this state with `plan`, or None if it can."""
+        missing = self.missing(plan)
+        if missing:
+            return (f"it needs {', '.join(missing)} from inspect, which the run never decided")
+        if self.before_plan and plan.mode:
+            return ("inspect already decided this run's plan and the deployment went on; "
+                    "re-deciding over a half-finished deployment is refused")
+        return None
 
-def action(outcomes: set[str], requires: tuple[str, ...] = ()) -> Callable[[Callable[[Run], str]], Action]:
+
+def action(outcomes: set[str], requires: tuple[str, ...] = (),
+           before_plan: bool = False) -> Callable[[Callable[[Run], str]], Action]:
     def wrap(fn: Callable[[Run], str]) -> Action:
-        return Action(fn.__name__, fn, frozenset(outcomes), requires)
+        return Action(fn.__name__, fn, frozenset(outcomes), requires, before_plan)
     return wrap

@@ -19,7 +19,7 @@ def asg_names(settings: Settings) -> list[str]:
     return [env] if settings.single_asg else [f"{env}-a", f"{env}-b"]
 
 
-@action({"deploy", "empty_first", "zero", "nothing_to_do", "dry_run"})
+@action({"deploy", "empty_first", "zero", "nothing_to_do", "dry_run"}, before_plan=True)
 def inspect(run: Run) -> str:
     settings = run.settings
     names = asg_names(settings)

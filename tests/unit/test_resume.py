@@ -254,10 +254,37 @@ def test_before_inspect_decided_only_locked_and_inspect_are_resumable(spec):
     assert runner.resumable_states(spec, Plan()) == ["locked", "inspect"]
 
 
-def test_an_ab_plan_with_a_target_supports_every_state_but_empty(spec):
-    """A decided A/B plan supports scale..drain and rollback; `empty` needs empty_first."""
+def test_an_ab_plan_with_a_target_supports_scale_to_drain_and_rollback(spec):
+    """A decided A/B plan supports scale..drain and rollback; not locked/inspect (the plan is
+    decided), not `empty` (needs empty_first)."""
     assert runner.resumable_states(spec, AB_PLAN) == [
-        "locked", "inspect", "scale", "wait-instances", "wait-elb", "drain", "rollback"]
+        "scale", "wait-instances", "wait-elb", "drain", "rollback"]
+
+
+def test_from_inspect_after_the_plan_was_decided_is_refused(tmp_path, entered):
+    """Re-inspecting a half-finished deployment would see both ASGs populated and refuse,
+    releasing the lock and losing the record: resume refuses it up front (exit 2)."""
+    rec = plant(tmp_path, status="failed", failed_state="wait-elb")
+    with pytest.raises(UsageError) as caught:
+        resume(tmp_path, from_state="inspect")
+    assert str(caught.value) == (
+        f"cannot resume run {rec.run_id} from inspect: inspect already decided this run's "
+        "plan and the deployment went on; re-deciding over a half-finished deployment is "
+        "refused; it can resume from: scale, wait-instances, wait-elb, drain, rollback")
+    assert not entered
+    assert Lock(LocalStore(tmp_path, "qa"), SystemClock()).holder().record.run_id == rec.run_id
+
+
+def test_resume_rereads_instance_ids_instead_of_trusting_the_saved_ones(tmp_path, entered):
+    """The ASG may have replaced instances while the run was dead: resume drops the saved
+    instance ids (an observation) and keeps the decisions, so wait-elb describes afresh."""
+    plan = Plan(**{**AB_PLAN.to_dict(), "instance_ids": ["i-gone1", "i-gone2"]})
+    plant(tmp_path, status="failed", failed_state="wait-elb", plan=plan)
+    resume(tmp_path)
+    ((state, run),) = entered
+    assert state == "wait-elb"
+    assert run.plan.instance_ids == []
+    assert (run.plan.target, run.plan.steps) == ("qa-b", [2, 4])
 
 
 def test_a_clean_up_plan_also_supports_empty(spec):
@@ -269,4 +296,4 @@ def test_a_clean_up_plan_also_supports_empty(spec):
 def test_a_zero_plan_has_no_target_so_only_drain_follows_inspect(spec):
     """--zero decides an active ASG but no target: drain is resumable, scale is not."""
     plan = Plan(mode="zero", active="qa-a", active_count=4)
-    assert runner.resumable_states(spec, plan) == ["locked", "inspect", "drain"]
+    assert runner.resumable_states(spec, plan) == ["drain"]
