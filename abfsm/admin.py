@@ -8,7 +8,6 @@ from typing import Any
 from abfsm.clock import Clock, SystemClock
 from abfsm.context import Settings
 from abfsm.lock import stale_after_s
-from abfsm.record import RunRecord
 from abfsm.runner import make_lock, services_for
 
 

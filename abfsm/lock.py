@@ -186,7 +186,7 @@ class Holder:
                     "a manual freeze?)")
         r = self.record
         who = r.started_by.get("user", "?") + "@" + r.started_by.get("host", "?")
-        return (f"run {r.run_id} by {who}, status {r.status} in state {r.state}, "
+        return (f"run {r.run_id} by {who}, status {r.status} in state {r.failed_state or r.state}, "
                 f"heartbeat {r.heartbeat_age(clock):.0f} s ago")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from typing import IO, Any
 
@@ -70,7 +71,9 @@ class Sink:
     def msg(self, text: str, live: bool = False) -> None:
         key = id(self._stream)
         if live and self._live:
-            self._stream.write("\r\x1b[K" + text)
+            # One row only: a wrapped line could not be redrawn in place.
+            width = shutil.get_terminal_size((120, 24)).columns - 1
+            self._stream.write("\r\x1b[K" + (text if len(text) <= width else text[:width - 1] + "…"))
             Sink._pending[key] = True
         else:
             if Sink._pending.pop(key, False):
@@ -130,6 +133,31 @@ class ConsoleRenderer:
         return (f"  {e['state']}: {e['ready']}/{e['total']} {e.get('what', 'ready')}"
                 f" · {e['elapsed_s']:.0f} s elapsed, {e['remaining_s']:.0f} s left"
                 + (f" · waiting for {shown}" if shown else ""))
+
+    @staticmethod
+    def _lock_acquired(e: dict[str, Any]) -> str:
+        return f"  lock: acquired {e['lock']}"
+
+    @staticmethod
+    def _lock_free(e: dict[str, Any]) -> str:
+        return f"  lock: {e['lock']} is free (dry run: not taken)"
+
+    @staticmethod
+    def _scale_step(e: dict[str, Any]) -> str:
+        return f"  scale: {e['asg']} desired capacity {e['desired']} (step {e['step']}/{e['steps']})"
+
+    @staticmethod
+    def _drain_started(e: dict[str, Any]) -> str:
+        lbs = ", ".join(e.get("load_balancers") or []) or "no load balancer"
+        tail = "; waiting until they are gone" if e.get("wait") else ""
+        return (f"  drain: {e['asg']} set to MinSize 0 / desired 0; its {e.get('instances')} "
+                f"instance(s) are draining from {lbs}{tail}")
+
+    @staticmethod
+    def _state_failed(e: dict[str, Any]) -> str:
+        error = str(e["error"])
+        shown = error if error.startswith(f"{e['state']}:") else f"{e['state']}: {error}"
+        return f"  ✗ {shown}  (→ {e['next']}, exit {e['exit_code']})"
 
     @staticmethod
     def _inspect_decided(e: dict[str, Any]) -> str:

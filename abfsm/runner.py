@@ -59,7 +59,9 @@ def deploy(settings: Settings, *, services: Services | None = None,
     """Run a deployment from the spec's initial state to a final state."""
     spec = spec or load(settings)  # validated in full before any AWS call
     clock = clock or SystemClock()
-    services = services or services_for(settings)
+    if services is None:
+        services = services_for(settings)
+        services.preflight()  # profile and region resolved before any state runs
     lock = make_lock(settings, services, clock)
     record = new_record(settings.environment, spec.version, spec.initial, settings.to_dict(), clock)
     run = Run(settings=settings, plan=Plan(), aws=services, clock=clock, lock=lock,
@@ -75,7 +77,9 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
     if from_state is not None:
         check_state_name(spec, from_state)
     clock = clock or SystemClock()
-    services = services or services_for(settings)
+    if services is None:
+        services = services_for(settings)
+        services.preflight()
     lock = make_lock(settings, services, clock)
     holder = lock.holder()
     if holder is None:

@@ -226,7 +226,8 @@ def _states(raw: Any, actions: Mapping[str, ActionInfo], bad: Any) -> dict[str, 
             raise bad(f"{key}.action", f"unknown action {action!r} (known: {', '.join(sorted(actions))})")
         timeout = body.get("timeout")
         if timeout is not None and timeout not in TIMEOUT_SETTINGS:
-            raise bad(f"{key}.timeout", f"unknown timeout setting {timeout!r} (known: {', '.join(sorted(TIMEOUT_SETTINGS))})")
+            known = ", ".join(sorted(TIMEOUT_SETTINGS))
+            raise bad(f"{key}.timeout", f"unknown timeout setting {timeout!r} (known: {known})")
         out[name] = StateSpec(name, action=action, timeout=timeout,
                               description=str(body.get("description", "")))
     return out

@@ -26,8 +26,10 @@ def inspect(run: Run) -> str:
     groups = run.aws.autoscaling.describe(names)
     missing = [n for n in names if n not in groups]
     if missing:
+        what = "--single-asg uses the ASG named ENV" if settings.single_asg else \
+            "abfsm deploys the pair ENV-a / ENV-b"
         raise Refused(f"inspect: Auto Scaling group {' and '.join(missing)} not found "
-                      f"(expected {' and '.join(names)})")
+                      f"({what}; check --environment and the region)")
     serving = None
     if needs_serving_counts(settings, groups):
         members = lb_members(run.aws, *_all_lbs(settings, groups))
@@ -221,5 +223,6 @@ def planned_calls(settings: Settings, plan: Plan, trigger: str) -> list[str]:
             calls.append(f"autoscaling UpdateAutoScalingGroup {plan.target} DesiredCapacity={desired}{extra}")
     if plan.active and plan.active != plan.target:
         calls.append(f"autoscaling UpdateAutoScalingGroup {plan.active} MinSize=0 DesiredCapacity=0")
-    calls.append("release the lock" + (" (s3 PutObject run record, DeleteObject lock)" if settings.lock_bucket_name else ""))
+    s3 = " (s3 PutObject run record, DeleteObject lock)" if settings.lock_bucket_name else ""
+    calls.append("release the lock" + s3)
     return calls

@@ -9,6 +9,7 @@ from typing import Any
 from abfsm.aws.autoscaling import AutoScaling
 from abfsm.aws.elb import ClassicElb, TargetGroups
 from abfsm.aws.s3 import S3Objects
+from abfsm.errors import UsageError
 
 # Standard retry mode retries throttling (Throttling, RequestLimitExceeded, ...) with backoff.
 RETRIES = {"mode": "standard", "max_attempts": 8}
@@ -17,8 +18,15 @@ RETRIES = {"mode": "standard", "max_attempts": 8}
 class Services:
     """The AWS adapters of one run. Clients are created on first use."""
 
-    def __init__(self, make_client: Callable[[str], Any]) -> None:
+    def __init__(self, make_client: Callable[[str], Any],
+                 preflight: Callable[[], Any] | None = None) -> None:
         self._make_client = make_client
+        self._preflight = preflight
+
+    def preflight(self) -> None:
+        """Resolve profile and region now (no network call): a usage error before any state."""
+        if self._preflight is not None:
+            self._preflight()
 
     @cached_property
     def autoscaling(self) -> AutoScaling:
@@ -41,19 +49,33 @@ def connect(*, region: str | None = None, endpoint_url: str | None = None,
             profile: str | None = None, credentials: dict[str, str] | None = None,
             session: Any = None) -> Services:
     """Services over boto3's standard credential chain (or explicit credentials)."""
+    resolved: dict[str, Any] = {"session": session}
+
+    def resolve() -> tuple[Any, str]:
+        import os
+
+        import boto3
+
+        if resolved["session"] is None:
+            try:
+                resolved["session"] = boto3.Session(profile_name=profile, region_name=region,
+                                                    **(credentials or {}))
+            except Exception as exc:  # botocore.exceptions.ProfileNotFound and kin
+                raise UsageError(f"--profile {profile}: {exc}") from None
+        where = region or resolved["session"].region_name or os.environ.get("AWS_REGION")
+        if not where:
+            raise UsageError("no AWS region configured: pass --region, or set "
+                             "AWS_DEFAULT_REGION / AWS_REGION, or use a profile with a region")
+        return resolved["session"], where
 
     def make_client(service: str) -> Any:
-        nonlocal session
-        import boto3
         from botocore.config import Config
 
-        if session is None:
-            session = boto3.Session(profile_name=profile, region_name=region,
-                                    **(credentials or {}))
+        boto_session, where = resolve()
         # A copy: botocore rewrites the dict it is given (max_attempts -> total_max_attempts).
         config = Config(retries=dict(RETRIES),  # type: ignore[arg-type]
                         connect_timeout=10, read_timeout=60)
-        return session.client(service, endpoint_url=endpoint_url, config=config,
-                              region_name=region or session.region_name or "us-east-1")
+        return boto_session.client(service, endpoint_url=endpoint_url, config=config,
+                                   region_name=where)
 
-    return Services(make_client)
+    return Services(make_client, preflight=resolve)

@@ -144,3 +144,31 @@ def cli(server: MotoServer, tmp_path: Path) -> Any:
         return CliResult(proc.returncode, proc.stdout, proc.stderr, events)
 
     return run
+
+
+@pytest.fixture
+def deploy_broken(cli: Any, make: Any, server: MotoServer) -> Any:
+    """`abfsm deploy ARGS` whose new instances (ASG `asg`) are stopped just before the first
+    `health_call` reaches moto, so they are OutOfService / unhealthy from wait-elb's first
+    poll on. moto launches instances healthy and the CLI goes straight on, so a proxy in front
+    of moto_server is what makes that moment deterministic. The virtual clock runs the wait's
+    timeout in no real time. Returns (CliResult, stopped instance ids)."""
+    from tests.support.aws_env import instance_ids
+    from tests.support.fault_proxy import FaultProxy
+
+    def run(*args: str, asg: str = "qa-b", health_call: str = "DescribeInstanceHealth",
+            **kwargs: Any) -> tuple[CliResult, list[str]]:
+        stopped: list[str] = []
+
+        def stop_new_instances() -> None:
+            stopped.extend(instance_ids(make, asg))
+            make("ec2").stop_instances(InstanceIds=stopped)
+
+        with FaultProxy(server.endpoint) as proxy:
+            proxy.before(health_call, stop_new_instances)
+            result = cli(*args, extra_env={"ABFSM_VIRTUAL_CLOCK": "1",
+                                           "AWS_ENDPOINT_URL": proxy.endpoint}, **kwargs)
+        assert proxy.fired == [health_call], "the CLI never reached the health check"
+        return result, stopped
+
+    return run

@@ -13,7 +13,6 @@ from typing import Any
 from abfsm.clock import SystemClock
 from abfsm.record import new_record
 from tests.support.aws_env import build_env, capacities, elb_states, instance_ids
-from tests.support.fault_proxy import FaultProxy
 
 ASGS = ["qa-a", "qa-b"]
 FAST = ("--update-timeout", "0.1")
@@ -121,7 +120,7 @@ def test_dry_run_prints_the_plan_and_makes_no_mutating_call(cli, make, server):
     expected = ["PutObject qa-locks/qa.lock", "UpdateAutoScalingGroup qa-b DesiredCapacity=4",
                 "UpdateAutoScalingGroup qa-a MinSize=0 DesiredCapacity=0", "release the lock"]
     assert len(plan["calls"]) == len(expected)
-    for call, words in zip(plan["calls"], expected):
+    for call, words in zip(plan["calls"], expected, strict=True):
         assert words in call, plan["calls"]
     assert any("qa-b" in line and "4 instance(s)" in line for line in plan["lines"])
     assert server.calls(), "the dry run read nothing: the recorder would prove nothing"
@@ -237,25 +236,16 @@ def test_count_above_max_size_raises_max_size_explicitly(cli, make, server):
     assert (caps["qa-b"]["max"], caps["qa-b"]["desired"], caps["qa-b"]["instances"]) == (5, 5, 5)
 
 
-def test_elb_that_never_becomes_healthy_fails_and_the_old_asg_keeps_serving(cli, make, server,
-                                                                            tmp_path):
+def test_elb_that_never_becomes_healthy_fails_and_the_old_asg_keeps_serving(
+        deploy_broken, cli, make, server, tmp_path):
     """New instances OutOfService: exit 1 naming wait-elb and the ids; qa-a serves; lock kept."""
     # The proxy stops qa-b's instances just before wait-elb's first DescribeInstanceHealth;
     # the virtual clock (ABFSM_VIRTUAL_CLOCK=1) runs the 600 s / 30 s wait in no real time.
     build_env(make, "qa", active="a", active_count=4)
     old_ids = instance_ids(make, "qa-a")
-    stopped: list[str] = []
-
-    def stop_new_instances() -> None:
-        stopped.extend(instance_ids(make, "qa-b"))
-        make("ec2").stop_instances(InstanceIds=stopped)
-
-    with FaultProxy(server.endpoint) as proxy:
-        proxy.before("DescribeInstanceHealth", stop_new_instances)
-        result = cli("deploy", "--environment", "qa", "--elb-name", "qa-public",
-                     "--instance-count", "4", "--health-check-timeout", "600",
-                     "--update-timeout", "30",
-                     extra_env={"ABFSM_VIRTUAL_CLOCK": "1", "AWS_ENDPOINT_URL": proxy.endpoint})
+    result, stopped = deploy_broken("deploy", "--environment", "qa", "--elb-name", "qa-public",
+                                    "--instance-count", "4", "--health-check-timeout", "600",
+                                    "--update-timeout", "30")
     assert result.returncode == 1, result.stderr
     assert len(stopped) == 4
     message = result.stderr

@@ -7,9 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support.aws_env import build_env, capacities, elb_states, instance_ids
-from tests.support.fault_proxy import FaultProxy
 
-VIRTUAL = {"ABFSM_VIRTUAL_CLOCK": "1"}
 
 
 def tg_states(make: Any, arn: str) -> dict[str, str]:
@@ -17,20 +15,12 @@ def tg_states(make: Any, arn: str) -> dict[str, str]:
     return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in resp["TargetHealthDescriptions"]}
 
 
-def deploy_with_new_instances_stopped(cli: Any, make: Any, server: Any) -> Any:
-    """A deploy of 2 to qa-b whose new instances are stopped just before wait-elb's first
-    DescribeTargetHealth (FaultProxy: moto launches them healthy and the CLI goes straight on,
-    so nothing else makes that moment deterministic). Virtual clock: the 60 s pass at once."""
-
-    def stop_new() -> None:
-        make("ec2").stop_instances(InstanceIds=instance_ids(make, "qa-b"))
-
-    with FaultProxy(server.endpoint) as proxy:
-        proxy.before("DescribeTargetHealth", stop_new)
-        result = cli("deploy", "--environment", "qa", "--instance-count", "2",
-                     "--health-check-timeout", "60", "--update-timeout", "30",
-                     extra_env={**VIRTUAL, "AWS_ENDPOINT_URL": proxy.endpoint})
-    assert proxy.fired == ["DescribeTargetHealth"]
+def broken_tg_deploy(deploy_broken: Any) -> Any:
+    """A deploy of 2 to qa-b whose new instances are stopped before wait-elb's first
+    DescribeTargetHealth (see the deploy_broken fixture)."""
+    result, _ = deploy_broken("deploy", "--environment", "qa", "--instance-count", "2",
+                              "--health-check-timeout", "60", "--update-timeout", "30",
+                              health_call="DescribeTargetHealth")
     return result
 
 
@@ -105,10 +95,10 @@ def test_target_group_not_attached_is_refused_before_scaling(cli, make, server):
     assert capacities(make, ["qa-a", "qa-b"])["qa-b"]["desired"] == 0
 
 
-def test_stopped_new_instances_fail_wait_elb_with_their_reason(cli, make, server):
+def test_stopped_new_instances_fail_wait_elb_with_their_reason(deploy_broken, cli, make, server):
     """qa-b's instances stopped before wait-elb: it fails (exit 1) naming the group and reason."""
     env = build_env(make, "qa", active="a", active_count=2, classic_elb=False, target_groups=1)
-    result = deploy_with_new_instances_stopped(cli, make, server)
+    result = broken_tg_deploy(deploy_broken)
     assert result.returncode == 1, result.stderr + result.stdout
     failed = result.named("state.failed")[0]
     assert failed["state"] == "wait-elb"
@@ -138,10 +128,10 @@ def test_dry_run_plan_shows_load_balancers_and_deregistration_delays(cli, make, 
     assert server.mutating_calls() == []
 
 
-def test_status_shows_the_load_balancers_of_a_failed_run(cli, make, server):
+def test_status_shows_the_load_balancers_of_a_failed_run(deploy_broken, cli, make, server):
     """`abfsm status` of a run that failed in wait-elb lists its classic ELB and target group."""
     env = build_env(make, "qa", active="a", active_count=2, classic_elb=True, target_groups=1)
-    assert deploy_with_new_instances_stopped(cli, make, server).returncode == 1
+    assert broken_tg_deploy(deploy_broken).returncode == 1
     result = cli("status", "--environment", "qa")
     assert result.returncode == 0, result.stderr
     assert "failed" in result.stdout.splitlines()[0]

@@ -168,3 +168,16 @@ def test_help_does_not_import_boto3():
                 if line.startswith("import time:")}
     assert "abfsm.cli" in imported  # the check sees our imports at all
     assert not {m for m in imported if m.split(".")[0] in ("boto3", "botocore")}
+
+
+def test_no_region_is_a_usage_error_before_any_state(tmp_path, monkeypatch, capsys):
+    """No --region and no region in the environment: exit 2, one line, no lock taken."""
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    code = cli.main(["deploy", "--environment", "qa", "--state-dir", str(tmp_path),
+                 "--log-format", "json"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == ["abfsm deploy: no AWS region configured: pass --region, or set "
+                   "AWS_DEFAULT_REGION / AWS_REGION, or use a profile with a region"]
+    assert not (tmp_path / "qa.lock").exists()

@@ -32,19 +32,25 @@ def make_run(tmp_path: Path, clock: FakeClock, state: str, aws: Any, plan: Plan)
     return run
 
 
-def progress(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in events if e["event"] == "wait.progress"]
-
-
-def test_wait_instances_emits_n_plus_1_progress_events_with_rising_ready(tmp_path, clock, aws, services):
-    """4 Unhealthy instances, one turning Healthy per sleep: 5 events, ready 0,1,2,3,4."""
-    build_env(aws, "qa", active="a", active_count=4)
+def unhealthy_then_one_healthy_per_sleep(aws: Any, clock: Any, count: int) -> list[str]:
+    """qa-a with `count` instances, all Unhealthy; after each sleep one more turns Healthy."""
+    build_env(aws, "qa", active="a", active_count=count)
     ids = instance_ids(aws, "qa-a")
     asg = aws("autoscaling")
     for iid in ids:
         asg.set_instance_health(InstanceId=iid, HealthStatus="Unhealthy")
     pending = list(ids)
     clock.on_sleep(lambda: asg.set_instance_health(InstanceId=pending.pop(0), HealthStatus="Healthy"))
+    return ids
+
+
+def progress(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["event"] == "wait.progress"]
+
+
+def test_wait_instances_emits_n_plus_1_progress_events_with_rising_ready(tmp_path, clock, aws, services):
+    """4 Unhealthy instances, one turning Healthy per sleep: 5 events, ready 0,1,2,3,4."""
+    unhealthy_then_one_healthy_per_sleep(aws, clock, 4)
     run = make_run(tmp_path, clock, "wait-instances", services,
                    Plan(mode="ab", target="qa-a", target_count=4, steps=[4]))
     with capture_logs() as events:
@@ -73,13 +79,7 @@ def test_progress_lists_the_not_ready_instances_with_their_state(tmp_path, clock
 
 def test_progress_times_count_up_and_down(tmp_path, clock, aws, services):
     """elapsed_s rises by the poll interval and remaining_s falls by it."""
-    build_env(aws, "qa", active="a", active_count=2)
-    ids = instance_ids(aws, "qa-a")
-    asg = aws("autoscaling")
-    for iid in ids:
-        asg.set_instance_health(InstanceId=iid, HealthStatus="Unhealthy")
-    pending = list(ids)
-    clock.on_sleep(lambda: asg.set_instance_health(InstanceId=pending.pop(0), HealthStatus="Healthy"))
+    unhealthy_then_one_healthy_per_sleep(aws, clock, 2)
     run = make_run(tmp_path, clock, "wait-instances", services,
                    Plan(mode="ab", target="qa-a", target_count=2, steps=[2]))
     with capture_logs() as events:
