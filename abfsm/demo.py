@@ -32,7 +32,7 @@ def emulator() -> Iterator[str]:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        raise UsageError("abfsm demo needs the AWS emulator: pip install 'abfsm[demo]'") from None
+        raise UsageError("needs the AWS emulator: pip install 'abfsm[demo]'") from None
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on the console
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
