@@ -174,6 +174,11 @@ class ConsoleRenderer:
         return f"    aws {e['service']} {e['action']} {params}"
 
     @staticmethod
+    def _aws_read(e: dict[str, Any]) -> str:
+        params = " ".join(f"{k}={_short(v)}" for k, v in (e.get("params") or {}).items())
+        return f"    aws {e['service']} {e['action']} {params} (read)"
+
+    @staticmethod
     def _plan(e: dict[str, Any]) -> str:
         return "\n".join(["dry run: the plan (nothing was changed)"]
                          + [f"  {line}" for line in e.get("lines", [])])

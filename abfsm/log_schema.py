@@ -94,6 +94,11 @@ EVENTS: dict[str, dict[str, Any]] = {
         "doc": "a mutating AWS call, with its key parameters",
         "required": {"service": "str", "action": "str", "params": "object"},
     },
+    "aws.read": {
+        "level": "debug",
+        "doc": "--verbose: a read-only AWS call (describe, get, list) and its parameters",
+        "required": {"service": "str", "action": "str", "params": "object"},
+    },
     "state.failed": {
         "level": "error",
         "doc": "a state's action failed or refused; `next` is the trigger fired",

@@ -32,6 +32,9 @@ def call(client: Any, service: str, action: str, *, mutating: bool = False,
     """
     if mutating:
         _log.info("aws.call", service=service, action=action, params=log_params or {})
+    else:  # --verbose shows reads too
+        _log.debug("aws.read", service=service, action=action,
+                   params={k: v for k, v in params.items() if k != "Body"})
     method = getattr(client, _snake(action))
     try:
         return method(**params)  # type: ignore[no-any-return]

@@ -149,9 +149,10 @@ def test_every_documented_event_is_logged_somewhere():
 
 # -- whole runs ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("extra", [(), ("--dry-run",)], ids=["deployment", "dry-run"])
+@pytest.mark.parametrize("extra", [(), ("--dry-run",), ("--verbose",)],
+                         ids=["deployment", "dry-run", "verbose"])
 def test_every_line_of_a_run_matches_the_schema(cli, make, server, extra):
-    """Every stdout line of a stepped deployment (and of its dry run) is a valid event."""
+    """Every stdout line of a stepped deployment (its dry run, its --verbose run) is valid."""
     # With a lock bucket and a MaxSize raise, so s3 aws.call and inspect.raise_max appear.
     build_env(make, "qa", active="a", active_count=2, max_size=3, bucket="qa-locks")
     result = cli("deploy", "--environment", "qa", "--lock-bucket-name", "qa-locks",
@@ -164,11 +165,14 @@ def test_every_line_of_a_run_matches_the_schema(cli, make, server, extra):
     assert {e["env"] for e in events} == {"qa"}
     names = {e["event"] for e in events}
     common = {"run.started", "inspect.decided", "inspect.raise_max", "transition", "run.finished"}
-    if extra:
+    deployed = common | {"lock.acquired", "aws.call", "scale.step", "wait.progress",
+                         "drain.started"}
+    if extra == ("--dry-run",):
         assert names == common | {"lock.free", "plan"}
+    elif extra == ("--verbose",):
+        assert names == deployed | {"aws.read"}  # every read call too
     else:
-        assert names == common | {"lock.acquired", "aws.call", "scale.step", "wait.progress",
-                                  "drain.started"}
+        assert names == deployed
 
 
 def test_every_line_of_a_failed_run_matches_the_schema(deploy_broken, cli, make, server):
