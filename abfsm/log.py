@@ -179,6 +179,21 @@ class ConsoleRenderer:
         return f"    aws {e['service']} {e['action']} {params} (read)"
 
     @staticmethod
+    def _demo_ready(e: dict[str, Any]) -> str:
+        made = e.get("created") or {}
+        groups = ", ".join(f"{name} ({c['desired']} instance(s))"
+                           for name, c in (e.get("before") or {}).items())
+        return (f"demo: AWS emulator (moto) at {e.get('endpoint')}; created classic ELB "
+                f"{made.get('elb')}, lock bucket {made.get('bucket')}, ASGs {groups}")
+
+    @staticmethod
+    def _demo_after(e: dict[str, Any]) -> str:
+        groups = ", ".join(f"{name} desired {c['desired']} with {c['instances']} instance(s)"
+                           for name, c in (e.get("after") or {}).items())
+        lock = "still held" if e.get("lock_left") else "released"
+        return f"demo: AWS now shows {groups}; lock {lock}. Stopping the emulator."
+
+    @staticmethod
     def _plan(e: dict[str, Any]) -> str:
         return "\n".join(["dry run: the plan (nothing was changed)"]
                          + [f"  {line}" for line in e.get("lines", [])])
