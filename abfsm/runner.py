@@ -157,28 +157,30 @@ def drive(run: Run, initial: str, actions: Mapping[str, Action] = ACTIONS) -> Ou
             run.record.context = run.plan.to_dict()
             run.lock.save(run.record)  # before the action: a crash leaves this state on record
             entered = clock.monotonic()
+            failure: AbfsmError | None = None
             try:
                 clock.check_stop()
                 trigger = actions[spec.states[state].action](run)  # type: ignore[index]
+                if spec.dest(state, trigger) is None:
+                    failure = StateFailed(f"{state}: {spec.path} declares no {trigger!r} "
+                                          f"transition from {state!r}")
             except (Interrupted, LockLost):
                 raise
             except AbfsmError as exc:
-                error = exc
-                trigger = _failure_trigger(run, state, exc)
+                failure = exc
             except Exception as exc:  # a bug must not lose the record
-                error = StateFailed(f"{state}: unexpected {type(exc).__name__}: {exc}")
+                failure = StateFailed(f"{state}: unexpected {type(exc).__name__}: {exc}")
                 _log.debug("state.traceback", exc_info=True)
-                trigger = _failure_trigger(run, state, error)
-            if error is not None and run.record.last_error is None:
-                run.record.last_error = str(error)
-                run.record.failed_state = state
-                _log.error("state.failed", state=state, error=str(error),
-                           exit_code=error.exit_code, next=trigger)
+            if failure is not None:
+                error = failure
+                trigger = _failure_trigger(run, state, failure)
+                run.record.last_error = str(failure)
+                run.record.failed_state = state  # resume re-enters the state that failed last
+                _log.error("state.failed", state=state, error=str(failure),
+                           exit_code=failure.exit_code, next=trigger)
             try:
-                if spec.dest(state, trigger) is None:  # a name declared nowhere is no MachineError
-                    raise MachineError(trigger)
                 machine.trigger(trigger)
-            except MachineError:
+            except MachineError:  # cannot happen for a validated spec: every state has `fail`
                 raise StateFailed(f"{state}: {spec.path} declares no {trigger!r} transition "
                                   f"from {state!r}") from None
             elapsed = clock.monotonic() - entered
@@ -186,11 +188,12 @@ def drive(run: Run, initial: str, actions: Mapping[str, Action] = ACTIONS) -> Ou
                       elapsed_s=round(elapsed, 3))
             add_history(run.record, state, machine.state, trigger, clock.now(), elapsed)
             path.append({"state": state, "elapsed_s": round(elapsed, 3)})
-    except Interrupted as exc:
+    except (Interrupted, KeyboardInterrupt) as exc:
+        stop = exc if isinstance(exc, Interrupted) else Interrupted("stopped by a second signal")
         run.record.status = INTERRUPTED
-        run.record.last_error = str(exc)
+        run.record.last_error = str(stop)
         _save_quietly(run)
-        return _finish(run, 130, INTERRUPTED, path, started, exc)
+        return _finish(run, 130, INTERRUPTED, path, started, stop)
     except LockLost as exc:
         return _finish(run, exc.exit_code, "lock-lost", path, started, exc)
 

@@ -260,18 +260,34 @@ def test_without_rollback_flag_a_failure_does_not_roll_back(tmp_path, clock):
     assert outcome.status == "failed" and "rollback" not in calls
 
 
-def test_undeclared_trigger_name_fails_clearly(tmp_path, clock):
-    """A fake returning a trigger the spec never declares raises StateFailed naming it."""
+@pytest.mark.parametrize("trigger", ["bogus", "drained"], ids=["declared-nowhere", "declared-elsewhere"])
+def test_an_undeclared_trigger_fails_the_run_on_record(tmp_path, clock, trigger):
+    """A trigger the spec does not declare from `scale` (a name declared nowhere, or one
+    declared for another state) is not accepted: the run fails in scale, exit 1, with the
+    reason on record and the lock kept, instead of escaping the loop and losing the record."""
     run = make_run(tmp_path, clock)
-    with pytest.raises(StateFailed, match=r"no 'bogus' transition from 'scale'"):
-        drive(run, fakes(scale_step=lambda run: "bogus"))
+    outcome, _ = drive(run, fakes(scale_step=lambda run: trigger))
+    assert (outcome.status, outcome.exit_code) == ("failed", 1)
+    record = read_lock(run)
+    assert record is not None and record.failed_state == "scale"
+    assert f"no {trigger!r} transition from 'scale'" in (record.last_error or "")
 
 
-def test_trigger_declared_elsewhere_but_not_here_fails_clearly(tmp_path, clock):
-    """A trigger declared for another state ('drained' from scale) is not silently accepted."""
-    run = make_run(tmp_path, clock)
-    with pytest.raises(StateFailed, match=r"no 'drained' transition from 'scale'"):
-        drive(run, fakes(scale_step=lambda run: "drained"))
+def test_a_failing_rollback_is_recorded_as_the_state_to_resume(tmp_path, clock):
+    """wait-elb fails, then rollback fails too: failed_state is rollback (what resume retries),
+    and both failures were logged as state.failed."""
+    def broken_wait(run: Run) -> str:
+        raise StateFailed("wait-elb timed out")
+
+    def broken_rollback(run: Run) -> str:
+        raise StateFailed("rollback: UpdateAutoScalingGroup throttled")
+
+    run = make_run(tmp_path, clock, rollback_on_failure=True)
+    outcome, logs = drive(run, fakes(wait_elb=broken_wait, rollback=broken_rollback))
+    assert (outcome.status, outcome.exit_code) == ("failed", 1)
+    assert [e["state"] for e in logs if e["event"] == "state.failed"] == ["wait-elb", "rollback"]
+    record = read_lock(run)
+    assert record is not None and record.failed_state == "rollback"
 
 
 def test_interrupted_keeps_the_lock_with_status_interrupted(tmp_path, clock):
@@ -368,3 +384,15 @@ def test_run_finished_reports_outcome_and_path(tmp_path, clock):
         "locked", "inspect", "scale", "wait-instances", "scale", "wait-instances",
         "wait-elb", "drain"]
     assert finished[0]["lock"] == "released"
+
+
+def test_a_second_signal_still_records_the_run_as_interrupted(tmp_path, clock):
+    """KeyboardInterrupt (the second SIGINT) mid-action: status interrupted, exit 130, lock kept."""
+    def hard_stop(run: Run) -> str:
+        raise KeyboardInterrupt
+
+    run = make_run(tmp_path, clock)
+    outcome, _ = drive(run, fakes(wait_instances=hard_stop))
+    assert (outcome.status, outcome.exit_code) == ("interrupted", 130)
+    record = read_lock(run)
+    assert record is not None and (record.status, record.state) == ("interrupted", "wait-instances")
