@@ -198,6 +198,7 @@ class Lock:
         self.clock = clock
         self.read_only = read_only
         self.etag: str | None = None  # set while this run holds the lock
+        self.taken = False  # this run held the lock at some point
 
     @property
     def where(self) -> str:
@@ -227,6 +228,7 @@ class Lock:
         record.touch(self.clock)
         try:
             self.etag = self.store.create(record.to_json())
+            self.taken = True
         except PreconditionFailed:
             holder = self.holder()
             what = holder.describe(self.clock) if holder else "a lock that has just gone"
@@ -235,6 +237,7 @@ class Lock:
     def take_over(self, holder: Holder) -> None:
         """Resume: continue under the lock a previous process of this run holds."""
         self.etag = holder.etag
+        self.taken = True
 
     def save(self, record: RunRecord) -> None:
         if self.read_only or not self.held:

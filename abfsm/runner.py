@@ -18,7 +18,8 @@ from abfsm.actions import ACTIONS, Action, Run
 from abfsm.aws import Services, connect
 from abfsm.clock import Clock, SystemClock, utc_iso
 from abfsm.context import Plan, Settings
-from abfsm.errors import (AbfsmError, Interrupted, LockLost, Refused, StateFailed, UsageError)
+from abfsm.errors import (AbfsmError, Interrupted, LockHeld, LockLost, Refused, StateFailed,
+                          UsageError)
 from abfsm.lock import LocalStore, Lock, S3Store, stale_after_s
 from abfsm.record import FAILED, INTERRUPTED, RUNNING, RunRecord, add_history, new_record
 from abfsm.spec import Spec, load_spec, machine_config
@@ -241,11 +242,15 @@ def _started(run: Run, command: str, **extra: Any) -> None:
 def _finish(run: Run, exit_code: int, status: str, path: list[dict[str, Any]], started: float,
             error: BaseException | None) -> Outcome:
     record, plan, settings = run.record, run.plan, run.settings
-    lock_state = ("held by this run: " + run.lock.where) if run.lock.held else (
-        "released" if not run.lock.read_only else "not taken (dry run)")
+    if run.lock.held:
+        lock_state = "held by this run: " + run.lock.where
+    elif run.lock.taken:
+        lock_state = "released"
+    else:
+        lock_state = "not taken (dry run)" if run.lock.read_only else "not taken"
     if status == "lock-lost":
         lock_state = "lost (removed or replaced by someone else)"
-    next_steps = _next_steps(run, status)
+    next_steps = _next_steps(run, status, error)
     message = str(error) if error else ""
     _log.info(
         "run.finished", outcome=status, exit_code=exit_code,
@@ -258,7 +263,8 @@ def _finish(run: Run, exit_code: int, status: str, path: list[dict[str, Any]], s
     return Outcome(exit_code, status, message, record, path)
 
 
-def _next_steps(run: Run, status: str) -> list[str]:
+def _next_steps(run: Run, status: str, error: BaseException | None = None) -> list[str]:
+    """What an operator can do now, as commands to copy."""
     env = run.settings.environment
     conn = f" --lock-bucket-name {run.settings.lock_bucket_name}" if run.settings.lock_bucket_name else ""
     if status in (FAILED, INTERRUPTED) or (status == RUNNING):
@@ -267,6 +273,11 @@ def _next_steps(run: Run, status: str) -> list[str]:
                 f"or inspect it: abfsm status --environment {env}{conn}",
                 f"or give up and free the environment: abfsm unlock --environment {env}{conn} "
                 f"--run-id {run.record.run_id}"]
+    if isinstance(error, LockHeld):
+        return [f"see who holds it: abfsm status --environment {env}{conn}",
+                "if that run died, carry it on: abfsm resume --environment "
+                f"{env}{conn}; if it is a manual freeze that is over: abfsm unlock "
+                f"--environment {env}{conn} --force"]
     return []
 
 

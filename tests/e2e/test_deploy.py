@@ -89,6 +89,10 @@ def test_foreign_lock_object_is_left_alone_and_refused(cli, make, server):
         ("PUT", "/qa-locks/qa.lock")]
     assert capacities(make, ASGS) == before
     assert result.transitions == [("locked", "refused", "refuse")]
+    # The summary does not claim a lock it never took, and says how to lift a freeze.
+    assert result.finished["lock"] == "not taken"
+    assert any("abfsm unlock --environment qa --lock-bucket-name qa-locks --force" in step
+               for step in result.finished["next"])
 
 
 def test_local_lock_of_another_run_is_refused(cli, make, server, tmp_path):
