@@ -6,14 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
-
 from abfsm.aws import Services
 from abfsm.clock import Clock
 from abfsm.context import Plan, Settings
 from abfsm.lock import Lock
 from abfsm.record import RunRecord
 from abfsm.spec import Spec
+
+
+def _logger(name: str) -> Any:
+    import structlog  # lazily: `abfsm graph` reads the actions registry and logs nothing
+
+    return structlog.get_logger(name)
 
 
 @dataclass
@@ -28,7 +32,7 @@ class Run:
     record: RunRecord
     spec: Spec
     state: str = ""
-    log: Any = field(default_factory=lambda: structlog.get_logger("abfsm"))
+    log: Any = field(default_factory=lambda: _logger("abfsm"))
 
     def timeout(self) -> float:
         """The current state's timeout, from the setting its spec entry names."""

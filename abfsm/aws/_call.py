@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
-
 from abfsm.errors import AwsError, PreconditionFailed
 
-_log = structlog.get_logger("abfsm.aws")
 
 # Error codes that mean "a conditional write lost" rather than "AWS failed". An `If-Match`
 # write to a key that is gone (a force-unlocked lock) is answered 404 NoSuchKey.
 _CONDITION_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409",
                     "NoSuchKey", "404"}
+
+
+def _logger() -> Any:
+    import structlog  # lazily: importing the adapters (abfsm graph) must stay cheap
+
+    return structlog.get_logger("abfsm.aws")
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -30,10 +33,11 @@ def call(client: Any, service: str, action: str, *, mutating: bool = False,
 
     `conditional=True` turns a lost precondition into PreconditionFailed (for the lock).
     """
+    log = _logger()
     if mutating:
-        _log.info("aws.call", service=service, action=action, params=log_params or {})
+        log.info("aws.call", service=service, action=action, params=log_params or {})
     else:  # --verbose shows reads too
-        _log.debug("aws.read", service=service, action=action,
+        log.debug("aws.read", service=service, action=action,
                    params={k: v for k, v in params.items() if k != "Body"})
     method = getattr(client, _snake(action))
     try:
