@@ -35,6 +35,7 @@ def inspect(run: Run) -> str:
         members = lb_members(run.aws, *_all_lbs(settings, groups))
         serving = serving_counts(members, {n: [i.id for i in g.instances] for n, g in groups.items()})
     plan, trigger = decide(settings, groups, serving)
+    check_processes(plan, groups)
     for arn in plan.target_groups:
         plan.deregistration_delays[arn] = run.aws.elbv2.deregistration_delay(arn)
     run.plan = plan
@@ -111,6 +112,25 @@ def decide(settings: Settings, groups: dict[str, Group],
         count = settings.instance_count
     _fill(plan, settings, target, count)
     return plan, trigger
+
+
+def check_processes(plan: Plan, groups: dict[str, Group]) -> None:
+    """Refuse a plan that a suspended scaling process would silently stall: a target that
+    cannot Launch, or an ASG to drain or empty that cannot Terminate."""
+    needs: dict[str, set[str]] = {}
+    if plan.target:
+        needs.setdefault(plan.target, set()).add("Launch")
+    for name in (plan.empty_first, plan.active if plan.active != plan.target else None):
+        if name:
+            needs.setdefault(name, set()).add("Terminate")
+    for name, processes in needs.items():
+        blocked = sorted(processes & set(groups[name].suspended))
+        if blocked:
+            raise Refused(
+                f"inspect: {name} has the {' and '.join(blocked)} process suspended, so the "
+                f"deployment would stall; nothing was changed. Resume it first: aws autoscaling "
+                f"resume-processes --auto-scaling-group-name {name} --scaling-processes "
+                f"{' '.join(blocked)}")
 
 
 def _decide_single(settings: Settings, group: Group, plan: Plan) -> tuple[Plan, str]:

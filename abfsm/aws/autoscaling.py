@@ -32,6 +32,7 @@ class Group:
     instances: tuple[Instance, ...]
     load_balancer_names: tuple[str, ...] = ()
     target_group_arns: tuple[str, ...] = ()
+    suspended: tuple[str, ...] = ()  # suspended scaling processes: Launch, Terminate, ...
 
     @property
     def populated(self) -> bool:
@@ -85,4 +86,5 @@ def _group(g: dict[str, Any]) -> Group:
         ),
         load_balancer_names=tuple(dict.fromkeys(lbs)),
         target_group_arns=tuple(dict.fromkeys(tgs)),
+        suspended=tuple(sorted(p["ProcessName"] for p in g.get("SuspendedProcesses", []) or [])),
     )
