@@ -253,6 +253,8 @@ def _report(outcome: Any, fmt: str) -> int:
     """The final one-liner on stderr (the console summary already said it on a terminal)."""
     if outcome.exit_code and fmt == "json" and outcome.message:
         sys.stderr.write(f"abfsm: {outcome.message}\n")
+        if outcome.lock.startswith("held"):
+            sys.stderr.write(f"abfsm: lock {outcome.lock}; {outcome.next[0]}\n")
     return int(outcome.exit_code)
 
 

@@ -36,6 +36,8 @@ class Outcome:
     message: str = ""
     record: RunRecord | None = None
     path: list[dict[str, Any]] = field(default_factory=list)
+    lock: str = ""  # what became of the lock (held by this run: WHERE / released / ...)
+    next: list[str] = field(default_factory=list)  # commands an operator can run now
 
 
 def load(settings: Settings) -> Spec:
@@ -260,7 +262,7 @@ def _finish(run: Run, exit_code: int, status: str, path: list[dict[str, Any]], s
         active_count=plan.active_count, target_count=plan.target_count,
         lock=lock_state, next=next_steps, dry_run=settings.dry_run,
     )
-    return Outcome(exit_code, status, message, record, path)
+    return Outcome(exit_code, status, message, record, path, lock_state, next_steps)
 
 
 def _next_steps(run: Run, status: str, error: BaseException | None = None) -> list[str]:
