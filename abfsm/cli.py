@@ -178,7 +178,9 @@ def _conn(p: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from parsed flags, with the cross-flag checks argparse cannot do."""
-    get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
+    def get(name: str, default: Any = None) -> Any:
+        return getattr(args, name, default)
+
     if get("instance_count") is not None and get("instance_count_match"):
         raise UsageError("--instance-count and --instance-count-match exclude each other")
     if get("no_elb_check") and (get("elb_name") or get("target_group_arn")):

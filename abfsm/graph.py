@@ -95,9 +95,9 @@ class _Run:
 def marks_from_record(spec: Spec, record: Any) -> Marks:
     """Marks for a run record (RunRecord or its JSON dict); moves the spec lacks are skipped."""
     data = record if isinstance(record, Mapping) else vars(record)
-    run = _Run(**{k: data.get(k) for k in ("run_id", "state", "status", "failed_state",
-                                          "last_error") if data.get(k) is not None},
-               history=list(data.get("history") or []))
+    known: dict[str, Any] = {k: data.get(k) for k in ("run_id", "state", "status", "failed_state",
+                                                      "last_error") if data.get(k) is not None}
+    run = _Run(**known, history=list(data.get("history") or []))
     steps = tuple(
         (h.get("src"), h.get("trigger"), h.get("dst")) for h in run.history
         if isinstance(h, Mapping) and spec.dest(str(h.get("src")), str(h.get("trigger"))) == h.get("dst")

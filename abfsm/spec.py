@@ -33,7 +33,8 @@ _TOP_KEYS = {"version", "initial", "states", "transitions"}
 class ActionInfo(Protocol):
     """What the spec needs to know of an action: the triggers it may return."""
 
-    outcomes: frozenset[str]
+    @property
+    def outcomes(self) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ def wait_elb(run: Run) -> str:
         run.log.info("wait_elb.skipped", reason=plan.lb_source or "no load balancer")
         return "healthy"
     ids = list(plan.instance_ids)
-    if not ids:  # resumed without a recorded instance list
-        group = run.aws.autoscaling.describe([plan.target]).get(plan.target)  # type: ignore[list-item]
+    if not ids:  # resumed: the instance list is re-read once, not trusted from the record
+        target = plan.target or ""
+        group = run.aws.autoscaling.describe([target]).get(target)
         ids = group.ready_ids if group else []
 
     def check() -> Progress:

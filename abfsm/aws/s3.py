@@ -17,7 +17,7 @@ class S3Objects:
         try:
             resp = call(self._client, "s3", "GetObject", Bucket=bucket, Key=key)
         except AwsError as exc:
-            if error_code(exc.__cause__) in ("NoSuchKey", "404"):  # type: ignore[arg-type]
+            if exc.__cause__ is not None and error_code(exc.__cause__) in ("NoSuchKey", "404"):
                 return None
             raise
         body = resp["Body"].read()

@@ -73,7 +73,7 @@ def connect(*, region: str | None = None, endpoint_url: str | None = None,
 
         boto_session, where = resolve()
         # A copy: botocore rewrites the dict it is given (max_attempts -> total_max_attempts).
-        config = Config(retries=dict(RETRIES),  # type: ignore[arg-type]
+        config = Config(retries=dict(RETRIES),
                         connect_timeout=10, read_timeout=60)
         return boto_session.client(service, endpoint_url=endpoint_url, config=config,
                                    region_name=where)
