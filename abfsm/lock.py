@@ -185,8 +185,7 @@ class Holder:
             return (f"a lock abfsm did not write ({self.size} bytes, {self.age_s:.0f} s old; "
                     "a manual freeze?)")
         r = self.record
-        who = r.started_by.get("user", "?") + "@" + r.started_by.get("host", "?")
-        return (f"run {r.run_id} by {who}, status {r.status} in state {r.failed_state or r.state}, "
+        return (f"run {r.run_id} by {r.who}, status {r.status} in state {r.failed_state or r.state}, "
                 f"heartbeat {r.heartbeat_age(clock):.0f} s ago")
 
 

@@ -63,6 +63,11 @@ class RunRecord:
         except TypeError:
             return None
 
+    @property
+    def who(self) -> str:
+        """user@host of whoever started the run."""
+        return f"{self.started_by.get('user', '?')}@{self.started_by.get('host', '?')}"
+
     def heartbeat_age(self, clock: Clock) -> float:
         return (clock.now() - parse_utc(self.heartbeat)).total_seconds()
 

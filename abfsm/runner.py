@@ -96,7 +96,7 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
     saved_settings = Settings.from_dict(saved.settings)
     stale_after = stale_after_s(saved)
     if saved.status not in (FAILED, INTERRUPTED) and age <= stale_after and not force:
-        raise Refused(f"run {saved.run_id} ({_who(saved)}) is {saved.status} in {saved.state}, "
+        raise Refused(f"run {saved.run_id} ({saved.who}) is {saved.status} in {saved.state}, "
                       f"heartbeat {age:.0f} s ago (stale only after {stale_after:g} s); "
                       "pass --force if that process is really gone")
     state = from_state or (saved.failed_state if saved.status == FAILED and saved.failed_state
@@ -281,8 +281,3 @@ def _next_steps(run: Run, status: str, error: BaseException | None = None) -> li
                 f"{env}{conn}; if it is a manual freeze that is over: abfsm unlock "
                 f"--environment {env}{conn} --force"]
     return []
-
-
-def _who(record: RunRecord) -> str:
-    by = record.started_by
-    return f"{by.get('user', '?')}@{by.get('host', '?')}"
