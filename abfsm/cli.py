@@ -49,6 +49,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seconds_or_zero(text: str) -> float:
+    if text.rstrip("s") in ("0", "0.0"):
+        return 0.0
+    return _seconds(text)
+
+
+def _alarm_name(text: str) -> str:
+    if not text.strip() or len(text) > 255:
+        raise argparse.ArgumentTypeError(f"must be a CloudWatch alarm name (1-255 characters), got {text!r}")
+    return text
+
+
 def _environment(text: str) -> str:
     if not _ENV_RE.match(text):
         raise argparse.ArgumentTypeError(
@@ -68,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Blue/green (A/B) deployments of AWS Auto Scaling Groups behind load balancers, "
         "run as an explicit state machine (states.yaml)."),
         epilog="Exit codes: 0 success · 1 a state failed · 2 usage or spec error · "
-               "3 refused by a precondition · 130 interrupted.")
+               "3 refused by a precondition · 4 paused at a checkpoint (approval) · 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"abfsm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -105,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="if scaling or a wait fails, scale the new ASG back to 0 and release the lock")
     g.add_argument("--wait-for-scale-down", action="store_true",
                    help="wait until the old ASG is empty and its targets deregistered")
+    gates = deploy.add_argument_group("gates (see the README's Gates section)")
+    gates.add_argument("--bake-time", type=_seconds_or_zero, default=0.0, metavar="S",
+                       help="after wait-elb, watch the new instances (and alarms) for S seconds "
+                            "before draining the old ASG (default: 0, no bake)")
+    gates.add_argument("--alarm", action="append", default=[], type=_alarm_name, metavar="NAME",
+                       help="CloudWatch alarm that must not go into ALARM while the new instances "
+                            "come up and bake (repeatable); checked in inspect (exit 3 if missing "
+                            "or already in ALARM)")
+    gates.add_argument("--alarm-prefix", type=_alarm_name, metavar="PREFIX",
+                       help="watch every CloudWatch alarm whose name starts with PREFIX, like --alarm")
+    gates.add_argument("--pause-at-approval", action="store_true",
+                       help="at an approval state, exit at once with code 4 (lock held) instead "
+                            "of waiting; `abfsm approve` then `abfsm resume` carry on")
     _store(deploy)
     _logging(deploy)
     _conn(deploy)
@@ -190,6 +215,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UsageError(f"--instance-count-step {step} is larger than --instance-count {count}")
     if get("zero") and (get("clean_up") or get("instance_count_match")):
         raise UsageError("--zero takes no --clean-up / --instance-count-match")
+    if len(set(get("alarm", []) or [])) > 100:
+        raise UsageError("--alarm: at most 100 alarms (one DescribeAlarms call reads them all)")
     return Settings(
         environment=args.environment,
         elb_names=list(dict.fromkeys(get("elb_name", []) or [])),
@@ -211,6 +238,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log_format=get("log_format", "auto"),
         state_dir=get("state_dir", ".abfsm"),
         spec=get("spec"),
+        bake_time=get("bake_time", 0.0) or 0.0,
+        alarms=list(dict.fromkeys(get("alarm", []) or [])),
+        alarm_prefix=get("alarm_prefix"),
+        pause_at_approval=bool(get("pause_at_approval")),
         region=get("region"),
         endpoint_url=get("endpoint_url"),
         profile=get("profile"),

@@ -1,6 +1,7 @@
 """One module per state action; ACTIONS maps the names states.yaml uses to them."""
 
 from abfsm.actions.acquire_lock import acquire_lock
+from abfsm.actions.bake import bake
 from abfsm.actions.base import Action, Run
 from abfsm.actions.drain import drain
 from abfsm.actions.empty_target import empty_target
@@ -13,7 +14,7 @@ from abfsm.actions.wait_instances import wait_instances
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (acquire_lock, inspect, empty_target, scale_step, wait_instances, wait_elb,
-              drain, rollback)
+              bake, drain, rollback)
 }
 
 __all__ = ["ACTIONS", "Action", "Run"]

@@ -7,6 +7,7 @@ clean-up, nothing to zero, single ASG, load balancer attachment, MaxSize.
 
 from __future__ import annotations
 
+from abfsm.actions import alarms
 from abfsm.actions.base import Run, action
 from abfsm.actions.health import lb_members, serving_counts, short_lb
 from abfsm.aws.autoscaling import Group
@@ -36,6 +37,8 @@ def inspect(run: Run) -> str:
         serving = serving_counts(members, {n: [i.id for i in g.instances] for n, g in groups.items()})
     plan, trigger = decide(settings, groups, serving)
     check_processes(plan, groups)
+    if trigger in ("deploy", "empty_first"):
+        alarms.check_before_deploy(run)  # a missing or firing alarm refuses (exit 3)
     for arn in plan.target_groups:
         plan.deregistration_delays[arn] = run.aws.elbv2.deregistration_delay(arn)
     run.plan = plan

@@ -29,5 +29,5 @@ def wait_elb(run: Run) -> str:
     def check() -> Progress:
         return lb_progress(lb_members(run.aws, plan.load_balancers, plan.target_groups), ids)
 
-    wait_until(run, check)
+    wait_until(run, check, alarms=True)
     return "healthy"

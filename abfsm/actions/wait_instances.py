@@ -27,7 +27,7 @@ def wait_instances(run: Run) -> str:
                         summary=f"{len(ready)}/{want} InService and Healthy in {asg}",
                         not_ready=not_ready, what="InService+Healthy", ids=ready)
 
-    progress = wait_until(run, check)
+    progress = wait_until(run, check, alarms=True)
     plan.instance_ids = progress.ids
     if plan.step_index < len(plan.steps) - 1:
         plan.step_index += 1

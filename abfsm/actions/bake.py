@@ -1,0 +1,59 @@
+"""bake: after wait-elb, before drain, the new instances must keep serving for a while.
+
+For `seconds` (param; default --bake-time, default 0) it re-checks, every --update-timeout,
+that each new instance is still InService and Healthy in its ASG and healthy in every load
+balancer of the plan, and (like the other waits) that no watched alarm is in ALARM. An
+instance that drops out fails the state, naming it, where and when. 0 seconds passes at
+once without an API call. Per poll: one DescribeAutoScalingGroups, one call per load
+balancer, one DescribeAlarms per watched alarm set.
+"""
+
+from __future__ import annotations
+
+from abfsm.actions.base import Run, action
+from abfsm.actions.health import lb_members, lb_progress
+from abfsm.actions.waiting import Progress, hold_for
+
+
+def bake_seconds(run: Run) -> float:
+    value = (getattr(run, "params", None) or {}).get("seconds")
+    return float(run.settings.bake_time if value is None else value)
+
+
+@action({"baked"}, requires=("target",))
+def bake(run: Run) -> str:
+    plan = run.plan
+    seconds = bake_seconds(run)
+    if seconds <= 0:
+        run.log.info("bake.skipped", state=run.state, reason="bake time 0 (--bake-time)")
+        return "baked"
+    asg: str = plan.target  # type: ignore[assignment]
+    ids = list(plan.instance_ids)
+    if not ids:  # resumed: re-read which new instances serve now, once
+        group = run.aws.autoscaling.describe([asg]).get(asg)
+        ids = group.ready_ids if group else []
+    lbs = plan.load_balancers + plan.target_groups
+    run.log.info("bake.started", state=run.state, asg=asg, seconds=seconds, instance_ids=ids,
+                 load_balancers=lbs)
+
+    def check() -> Progress:
+        group = run.aws.autoscaling.describe([asg]).get(asg)
+        in_group = {i.id: i for i in (group.instances if group else ())}
+        dropped: list[dict[str, str]] = []
+        for iid in ids:
+            inst = in_group.get(iid)
+            if inst is None or not inst.ready:
+                dropped.append({"id": iid, "state": f"{inst.status if inst else 'gone'} in {asg}"})
+        serving = ids
+        if lbs:
+            seen = lb_progress(lb_members(run.aws, plan.load_balancers, plan.target_groups), ids)
+            dropped += seen.not_ready
+            serving = seen.ids
+        ok = [i for i in serving if i not in {d["id"] for d in dropped}]
+        return Progress(ready=len(ok), total=len(ids), done=bool(ids) and not dropped,
+                        summary=f"{len(ids) - len(ok)} of {len(ids)} new instance(s) dropped out",
+                        not_ready=dropped, what="still serving", ids=ok)
+
+    hold_for(run, seconds, check)
+    run.log.info("bake.finished", state=run.state, asg=asg, seconds=seconds, instances=len(ids))
+    return "baked"
