@@ -41,7 +41,8 @@ class ActionInfo(Protocol):
 class StateSpec:
     name: str
     action: str | None = None
-    timeout: str | None = None
+    timeout: str | float | None = None  # seconds, or the name of a Settings field
+    params: Mapping[str, Any] = field(default_factory=dict)  # validated, defaults filled in
     final: bool = False
     exit: int = 0
     keeps_lock: bool = False

@@ -1,8 +1,12 @@
-"""One module per state action; ACTIONS maps the names states.yaml uses to them."""
+"""One module per state action; ACTIONS maps the names states.yaml uses to them.
+
+`action`, `Param`, `AwsCall` and `Run` are the public API for writing an action (built-in
+or in another package).
+"""
 
 from abfsm.actions.acquire_lock import acquire_lock
 from abfsm.actions.bake import bake
-from abfsm.actions.base import Action, Run
+from abfsm.actions.base import Action, AwsCall, Param, Run, action
 from abfsm.actions.drain import drain
 from abfsm.actions.empty_target import empty_target
 from abfsm.actions.inspect import inspect
@@ -17,4 +21,4 @@ ACTIONS: dict[str, Action] = {
               bake, drain, rollback)
 }
 
-__all__ = ["ACTIONS", "Action", "Run"]
+__all__ = ["ACTIONS", "Action", "AwsCall", "Param", "Run", "action"]

@@ -7,9 +7,12 @@ clean-up, nothing to zero, single ASG, load balancer attachment, MaxSize.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from abfsm.actions import alarms
-from abfsm.actions.base import Run, action
-from abfsm.actions.health import lb_members, serving_counts, short_lb
+from abfsm.actions.base import AwsCall, Run, action, describe_asg
+from abfsm.actions.health import lb_health_calls, lb_members, serving_counts, short_lb
 from abfsm.aws.autoscaling import Group
 from abfsm.context import Plan, Settings
 from abfsm.errors import Refused, UsageError
@@ -20,7 +23,19 @@ def asg_names(settings: Settings) -> list[str]:
     return [env] if settings.single_asg else [f"{env}-a", f"{env}-b"]
 
 
-@action({"deploy", "empty_first", "zero", "nothing_to_do", "dry_run"}, before_plan=True)
+def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
+    calls = [describe_asg("asg:pair")]
+    if not settings.single_asg and not settings.zero and settings.clean_up:
+        calls += lb_health_calls(settings, even_unchecked=True)  # who serves more
+    if not settings.no_elb_check and (settings.target_group_arns or not settings.elb_names):
+        calls.append(AwsCall("elbv2", "DescribeTargetGroupAttributes", resource="target-group"))
+    return calls
+
+
+@action({"deploy", "empty_first", "zero", "nothing_to_do", "dry_run"}, before_plan=True,
+        calls=_calls,
+        doc="one DescribeAutoScalingGroups for both ASGs, then decide active/target, counts, "
+            "steps and load balancers (or refuse)")
 def inspect(run: Run) -> str:
     settings = run.settings
     names = asg_names(settings)

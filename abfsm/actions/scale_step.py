@@ -7,10 +7,12 @@ when the count needs it (decided and logged in inspect).
 
 from __future__ import annotations
 
-from abfsm.actions.base import Run, action
+from abfsm.actions.base import Run, action, update_asg
 
 
-@action({"scaled"}, requires=("target", "steps"))
+@action({"scaled"}, requires=("target", "steps"), calls=[update_asg("asg:target")],
+        doc="set the target ASG's desired capacity to the current step (MaxSize raised with it "
+            "when the count needs it)")
 def scale_step(run: Run) -> str:
     plan = run.plan
     want = plan.step_desired
