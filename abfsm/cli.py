@@ -17,7 +17,7 @@ from abfsm import __version__
 from abfsm.context import Settings
 from abfsm.errors import EXIT_USAGE, AbfsmError, UsageError
 
-COMMANDS = ("deploy", "resume", "status", "unlock", "graph", "demo")
+COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo")
 _ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,200}$")
 
 
@@ -160,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--force", action="store_true", help="remove whatever holds the lock (a manual freeze too)")
     _store(unlock)
     _conn(unlock)
+
+    for verb, outcome in (("approve", "approved"), ("reject", "rejected")):
+        decide = sub.add_parser(verb, help=f"{verb} the run waiting (or paused) at an approval state",
+                                description=f"Record `{outcome}` for the approval state the run "
+                                            "holding ENV's lock waits or paused at (who, when, "
+                                            "reason go into its history). A waiting run takes "
+                                            "it at its next poll; a paused one at `abfsm resume`.")
+        _env(decide)
+        decide.add_argument("--reason", metavar="TEXT", help="why (recorded in the run's history)")
+        _store(decide)
+        _conn(decide)
 
     graph = sub.add_parser("graph", help="draw the state machine (mermaid, dot, png, svg)")
     graph.add_argument("--spec", metavar="FILE", help="state machine spec (default: packaged)")
@@ -328,6 +339,32 @@ def _cmd_unlock(args: argparse.Namespace) -> int:
 
     log.configure("auto", stream=sys.stderr)  # the DeleteObject audit line; stdout says what went
     sys.stdout.write(admin.unlock(settings_from(args), run_id=args.run_id, force=args.force))
+    return 0
+
+
+def _cmd_approve(args: argparse.Namespace) -> int:
+    return _decide(args, "approved")
+
+
+def _cmd_reject(args: argparse.Namespace) -> int:
+    return _decide(args, "rejected")
+
+
+def _decide(args: argparse.Namespace, decision: str) -> int:
+    from abfsm import log, runner
+    from abfsm.actions.approval import approve_command, decide
+    from abfsm.clock import clock_from_env
+
+    settings = settings_from(args)
+    log.configure("auto", stream=sys.stderr)  # the PutObject audit line; stdout says what was decided
+    clock = clock_from_env()
+    lock = runner.make_lock(settings, runner.services_for(settings), clock)
+    doc = decide(lock, clock, decision, args.reason)
+    reason = f": {doc['reason']}" if doc.get("reason") else ""
+    resume = approve_command(settings, "resume")
+    sys.stdout.write(f"{decision} run {doc['run_id']} at {doc['state']} by {doc['decided_by']} "
+                     f"at {doc['decided_at']}{reason}\n"
+                     f"a waiting run takes it at its next poll; a paused one with: {resume}\n")
     return 0
 
 

@@ -10,10 +10,11 @@ so --rollback-on-failure rolls back while the old ASG still serves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from abfsm.actions.base import AwsCall
 from abfsm.aws import Services
 from abfsm.aws.cloudwatch import Alarm
 from abfsm.context import Settings
@@ -41,6 +42,12 @@ class AlarmSet:
         return int(bool(self.names)) + int(bool(self.prefix))
 
 
+def alarm_calls(settings: Settings, params: Any = None) -> list[AwsCall]:
+    """The DescribeAlarms a wait makes per poll (declared by the watching actions)."""
+    n = alarm_set(settings, state_alarms(params)).calls_per_poll()
+    return [AwsCall("cloudwatch", "DescribeAlarms", resource="alarm")] if n else []
+
+
 def alarm_set(settings: Settings, extra: Iterable[str] = ()) -> AlarmSet:
     names = tuple(dict.fromkeys([*settings.alarms, *extra]))
     return AlarmSet(names, settings.alarm_prefix or None)
@@ -48,7 +55,7 @@ def alarm_set(settings: Settings, extra: Iterable[str] = ()) -> AlarmSet:
 
 def state_alarms(params: Any) -> list[str]:
     """The `alarms` param of a state (a list of names), or none."""
-    value = (params or {}).get("alarms") if isinstance(params, dict) else None
+    value = params.get("alarms") if isinstance(params, Mapping) else None
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
@@ -57,7 +64,7 @@ def spec_alarms(spec: Any) -> list[str]:
     out: list[str] = []
     for st in spec.states.values():
         if st.action in WATCHING_ACTIONS:
-            out.extend(state_alarms(getattr(st, "params", None)))
+            out.extend(state_alarms(st.params))
     return out
 
 
@@ -96,7 +103,7 @@ def check_before_deploy(run: Any) -> AlarmSet:
 
 def watch_for(run: Any) -> AlarmSet:
     """The alarms the current state's wait watches (flags plus its own `alarms` param)."""
-    return alarm_set(run.settings, state_alarms(getattr(run, "params", None)))
+    return alarm_set(run.settings, state_alarms(run.params))
 
 
 def check_during_wait(run: Any, alarms: AlarmSet) -> None:

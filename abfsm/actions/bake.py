@@ -10,20 +10,41 @@ balancer, one DescribeAlarms per watched alarm set.
 
 from __future__ import annotations
 
-from abfsm.actions.base import Run, action
-from abfsm.actions.health import lb_members, lb_progress
+from collections.abc import Mapping
+from typing import Any
+
+from abfsm.actions.alarms import alarm_calls
+from abfsm.actions.base import AwsCall, Param, Run, action, describe_asg
+from abfsm.actions.health import lb_health_calls, lb_members, lb_progress
 from abfsm.actions.waiting import Progress, hold_for
+from abfsm.context import Settings
+from abfsm.errors import StateFailed
+
+PARAMS = {
+    "seconds": Param("number", doc="how long the new instances must keep serving "
+                                   "(default: --bake-time)"),
+    "alarms": Param("list[str]", default=[], doc="CloudWatch alarms watched besides --alarm"),
+}
 
 
-def bake_seconds(run: Run) -> float:
-    value = (getattr(run, "params", None) or {}).get("seconds")
-    return float(run.settings.bake_time if value is None else value)
+def bake_seconds(settings: Settings, params: Mapping[str, Any]) -> float:
+    value = params.get("seconds")
+    return float(settings.bake_time if value is None else value)
 
 
-@action({"baked"}, requires=("target",))
+def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
+    if bake_seconds(settings, params) <= 0:
+        return []
+    return [describe_asg("asg:target"), *lb_health_calls(settings),
+            *alarm_calls(settings, params)]
+
+
+@action({"baked"}, requires=("target",), params=PARAMS, calls=_calls,
+        doc="for `seconds` (default --bake-time) re-check each poll that every new instance "
+            "still serves in its ASG and load balancers, and no watched alarm fires")
 def bake(run: Run) -> str:
     plan = run.plan
-    seconds = bake_seconds(run)
+    seconds = bake_seconds(run.settings, run.params)
     if seconds <= 0:
         run.log.info("bake.skipped", state=run.state, reason="bake time 0 (--bake-time)")
         return "baked"
@@ -32,6 +53,8 @@ def bake(run: Run) -> str:
     if not ids:  # resumed: re-read which new instances serve now, once
         group = run.aws.autoscaling.describe([asg]).get(asg)
         ids = group.ready_ids if group else []
+    if not ids:
+        raise StateFailed(f"{run.state}: no new instance of {asg} is serving; nothing to bake")
     lbs = plan.load_balancers + plan.target_groups
     run.log.info("bake.started", state=run.state, asg=asg, seconds=seconds, instance_ids=ids,
                  load_balancers=lbs)

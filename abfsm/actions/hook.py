@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any
 
-from abfsm.actions.base import Run, action
+from abfsm.actions.base import Param, Run, action
 from abfsm.errors import Interrupted, StateFailed
 
 _READ_SLICE_S = 0.1  # how often a running hook checks for a stop request
@@ -52,9 +52,19 @@ def hook_env(run: Run, extra: Mapping[str, Any] | None = None) -> dict[str, str]
     return env
 
 
-@action({"passed", "failed"})
+PARAMS = {
+    "command": Param("list[str]", required=True,
+                     doc="argv to run, no shell (e.g. [./smoke.sh, --quick] or [sh, -c, \"...\"])"),
+    "timeout": Param("number", doc="seconds before its process group is killed and the state "
+                                   "fails (default: the state's timeout)"),
+    "env": Param("map[str,str]", default={}, doc="extra environment variables"),
+}
+
+
+@action({"passed", "failed"}, params=PARAMS,
+        doc="run a command with the run in ABFSM_* variables; exit 0 -> passed, else failed")
 def hook(run: Run) -> str:
-    params = getattr(run, "params", None) or {}
+    params = run.params
     command = [str(a) for a in params["command"]]
     timeout = float(params.get("timeout") or run.timeout())
     run.log.info("hook.started", state=run.state, command=command, cwd=os.getcwd(),

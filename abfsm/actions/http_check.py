@@ -16,7 +16,9 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from abfsm.actions.base import Run, action
+from collections.abc import Mapping
+
+from abfsm.actions.base import AwsCall, Param, Run, action
 from abfsm.actions.waiting import Progress, wait_until
 from abfsm.clock import utc_iso
 from abfsm.errors import StateFailed, WaitTimeout
@@ -112,9 +114,36 @@ def _snippet(text: str) -> str:
     return repr(one if len(one) <= 60 else one[:57] + "...")
 
 
-@action({"passed", "failed"})
+PARAMS = {
+    "url": Param("str", required=True,
+                 doc="URL template: {private_ip}, {private_dns}, {instance_id} (each new "
+                     "instance) or {lb_dns} (each load balancer)"),
+    "expect_status": Param("int", default=200, doc="the HTTP status a passing answer has"),
+    "expect_body": Param("str", doc="text a passing answer's body contains"),
+    "successes": Param("int", default=3, doc="passes in a row each target needs"),
+}
+
+
+def _calls(settings: Any, params: Mapping[str, Any]) -> list[AwsCall]:
+    try:
+        fields = url_fields(str(params.get("url", "")))
+    except ValueError:
+        return []
+    calls = []
+    if fields & {"private_ip", "private_dns"}:
+        calls.append(AwsCall("ec2", "DescribeInstances"))
+    if fields & LB_FIELDS:
+        calls += [AwsCall("elb", "DescribeLoadBalancers", resource="elb"),
+                  AwsCall("elbv2", "DescribeTargetGroups", resource="target-group"),
+                  AwsCall("elbv2", "DescribeLoadBalancers")]
+    return calls
+
+
+@action({"passed", "failed"}, params=PARAMS, calls=_calls,
+        doc="GET a URL on every new instance (or load balancer) until `successes` expected "
+            "answers in a row each, or the state's timeout: passed or failed")
 def http_check(run: Run) -> str:
-    params = getattr(run, "params", None) or {}
+    params = run.params
     url = str(params["url"])
     status = int(params.get("expect_status", 200))
     body = params.get("expect_body")

@@ -29,7 +29,7 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
         calls += lb_health_calls(settings, even_unchecked=True)  # who serves more
     if not settings.no_elb_check and (settings.target_group_arns or not settings.elb_names):
         calls.append(AwsCall("elbv2", "DescribeTargetGroupAttributes", resource="target-group"))
-    return calls
+    return calls + alarms.alarm_calls(settings)  # the alarms exist and none fires
 
 
 @action({"deploy", "empty_first", "zero", "nothing_to_do", "dry_run"}, before_plan=True,

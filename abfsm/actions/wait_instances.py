@@ -6,12 +6,14 @@ while steps remain.
 
 from __future__ import annotations
 
+from abfsm.actions.alarms import alarm_calls
 from abfsm.actions.base import Run, action, describe_asg
 from abfsm.actions.waiting import Progress, wait_until
 
 
 @action({"next_step", "instances_ready"}, requires=("target", "steps"),
-        calls=[describe_asg("asg:target")],
+        calls=lambda settings, params: [describe_asg("asg:target"),
+                                        *alarm_calls(settings)],
         doc="poll until the step's instances are InService and Healthy in the target ASG; "
             "next_step while steps remain")
 def wait_instances(run: Run) -> str:

@@ -57,7 +57,7 @@ class CloudWatch:
 
 
 def _alarm(a: dict[str, Any]) -> Alarm:
-    since = a.get("StateUpdatedTimestamp")
+    since: Any = a.get("StateUpdatedTimestamp")
     return Alarm(a["AlarmName"], str(a.get("StateValue", "INSUFFICIENT_DATA")),
                  str(a.get("StateReason", "") or ""),
                  since.isoformat() if hasattr(since, "isoformat") else str(since or ""))

@@ -157,12 +157,12 @@ BROKEN: list[tuple[str, Any, str, str]] = [
      "states.scale.exit", "only final states take this key"),
     ("transition-leaving-final", add_transition("again", "done", "locked"),
      f"transitions[{N}].source", "'done' is a final state; nothing leaves it"),
-    ("outcome-not-declared", drop_transition("healthy", "wait-elb"),
-     "states.wait-elb", "action 'wait_elb' can return 'healthy' but no transition from 'wait-elb'"),
+    ("outcome-not-declared", drop_transition("baked", "bake"),
+     "states.bake", "action 'bake' can return 'baked' but no transition from 'bake'"),
     ("trigger-not-an-outcome", add_transition("bogus", "drain", "done"),
      "states.drain", "trigger 'bogus' from 'drain' is not an outcome of action 'drain'"),
     ("missing-fail", fail_only_from("locked", "inspect", "empty", "scale", "wait-instances",
-                                    "wait-elb", "rollback"),
+                                    "wait-elb", "bake", "rollback"),
      "states.drain", "no 'fail' transition from working state 'drain'"),
     ("unknown-timeout-setting", set_key("states", "scale", "timeout", value="update_timeout"),
      "states.scale.timeout", "unknown timeout setting 'update_timeout' (known: health_check_timeout)"),
@@ -228,9 +228,10 @@ def test_packaged_spec_loads() -> None:
     assert spec.path == "states.yaml (packaged)"
     assert spec.initial == "locked"
     assert spec.states["done"].final and spec.states["done"].exit == 0
-    assert spec.dest("wait-elb", "healthy") == "drain"
+    assert spec.dest("wait-elb", "healthy") == "bake"
+    assert spec.dest("bake", "baked") == "drain"
     assert set(spec.working_states) == {"locked", "inspect", "empty", "scale", "wait-instances",
-                                        "wait-elb", "drain", "rollback"}
+                                        "wait-elb", "bake", "drain", "rollback"}
 
 
 def test_root_states_yaml_is_the_packaged_spec() -> None:
@@ -286,7 +287,7 @@ def test_bad_spec_stops_cli_before_any_aws_call(tmp_path: Path, monkeypatch: pyt
 
 def test_bad_spec_subprocess_exits_2_with_one_line(tmp_path: Path) -> None:
     """`python -m abfsm deploy --spec BAD.yaml` exits 2, one stderr line, no AWS import."""
-    bad = write_spec(tmp_path, drop_transition("healthy", "wait-elb"))
+    bad = write_spec(tmp_path, drop_transition("baked", "bake"))
     env = dict(os.environ, AWS_ENDPOINT_URL="http://127.0.0.1:9", PYTHONPATH=str(ROOT))
     probe = ("import runpy, sys; sys.argv = ['abfsm'] + sys.argv[1:]\n"
              "try:\n    runpy.run_module('abfsm', run_name='__main__')\n"
@@ -298,7 +299,7 @@ def test_bad_spec_subprocess_exits_2_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == EXIT_USAGE
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert str(bad) in lines[0] and "states.wait-elb" in lines[0] and "'healthy'" in lines[0]
+    assert str(bad) in lines[0] and "states.bake" in lines[0] and "'baked'" in lines[0]
     assert proc.stdout == ""  # neither boto3 nor botocore was imported
     assert not (tmp_path / "state").exists()
 
