@@ -100,7 +100,8 @@ def marks_from_record(spec: Spec, record: Any) -> Marks:
     run = _Run(**known, history=list(data.get("history") or []))
     steps = tuple(
         (h.get("src"), h.get("trigger"), h.get("dst")) for h in run.history
-        if isinstance(h, Mapping) and spec.dest(str(h.get("src")), str(h.get("trigger"))) == h.get("dst")
+        if isinstance(h, Mapping) and "src" in h  # not an approval's decision entry
+        and spec.dest(str(h.get("src")), str(h.get("trigger"))) == h.get("dst")
     )
     current = run.state if run.state in spec.states else None
     failed = run.failed_state if run.last_error and run.failed_state in spec.states else None
