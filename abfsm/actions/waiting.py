@@ -76,7 +76,7 @@ def hold_for(run: Run, seconds: float, check: Callable[[], Progress], *,
         remaining = max(0.0, seconds - elapsed)
         _logged(run, poll, progress, elapsed, remaining)
         if not progress.done:
-            raise StateFailed(f"{run.state}: {progress.summary} after {elapsed:g} s of "
+            raise StateFailed(f"{run.state}: {progress.summary} after {elapsed:.0f} s of "
                               f"{seconds:g} s" + _not_ready_tail(progress.not_ready))
         if remaining <= 0:
             return progress
