@@ -61,11 +61,14 @@ class Answers:
         self.by_path: dict[str, list[tuple[int, str]]] = {}
         self.default: tuple[int, str] = (200, "ok")
         self.seen: list[str] = []
+        self.rule: Callable[[str], tuple[int, str]] | None = None  # overrides by_path
         self.lock = threading.Lock()
 
     def next(self, path: str) -> tuple[int, str]:
         with self.lock:
             self.seen.append(path)
+            if self.rule is not None:
+                return self.rule(path)
             queue = self.by_path.get(path)
             if not queue:
                 return self.default
