@@ -175,6 +175,12 @@ class ConsoleRenderer:
                 f"load balancers: {', '.join(lbs) if lbs else 'none'} ({e.get('lb_source')})")
 
     @staticmethod
+    def _inspect_min_size(e: dict[str, Any]) -> str:
+        return (f"  WARNING: {e['asg']} has MinSize {e['min_size']}, above the first step "
+                f"({e['first_step']}): scale lowers MinSize to each step and raises it back "
+                f"to {e['restored_to']} with the last steps")
+
+    @staticmethod
     def _aws_call(e: dict[str, Any]) -> str:
         params = " ".join(f"{k}={_short(v)}" for k, v in (e.get("params") or {}).items())
         return f"    aws {e['service']} {e['action']} {params}"

@@ -67,6 +67,12 @@ EVENTS: dict[str, dict[str, Any]] = {
         "doc": "the count exceeds the target ASG's MaxSize, which the scale call raises",
         "required": {"asg": "str", "max_size": "int", "raise_to": "int"},
     },
+    "inspect.min_size": {
+        "level": "warning",
+        "doc": "the target ASG's MinSize is above the first step: scale lowers it to the step "
+               "and raises it again with the steps, up to `restored_to`",
+        "required": {"asg": "str", "min_size": "int", "first_step": "int", "restored_to": "int"},
+    },
     "plan": {
         "level": "info",
         "doc": "dry run: the plan as text lines and the mutating calls a real run would make",
