@@ -64,7 +64,16 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
             AwsCall("s3", "PutObject", mutating=True, resource="lock-bucket")]
 
 
-@action({"approved", "rejected", "paused"}, calls=_calls,
+def _planned(run: Run) -> tuple[str, list[str]]:
+    s = run.settings
+    where = (f"s3 PutObject {s.lock_bucket_name}/{s.environment}/" if s.lock_bucket_name
+             else f"local file {s.state_dir}/{s.environment}/")
+    pause = "; then exit 4 (--pause-at-approval)" if s.pause_at_approval else ""
+    return "approved", [f"{where}{doc_name('RUN_ID', run.state)} (approval request in "
+                        f"{run.state}, waits for abfsm approve{pause})"]
+
+
+@action({"approved", "rejected", "paused"}, calls=_calls, planner=_planned,
         doc="wait for `abfsm approve` (approved) or `abfsm reject` (rejected) up to the "
             "state's timeout; paused at once with --pause-at-approval")
 def approval(run: Run) -> str:

@@ -39,7 +39,11 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
             *alarm_calls(settings, params)]
 
 
-@action({"baked"}, requires=("target",), params=PARAMS, calls=_calls,
+def _planned(run: Run) -> tuple[str, list[str]]:
+    return "baked", []  # reads only
+
+
+@action({"baked"}, requires=("target",), params=PARAMS, calls=_calls, planner=_planned,
         doc="for `seconds` (default --bake-time) re-check each poll that every new instance "
             "still serves in its ASG and load balancers, and no watched alarm fires")
 def bake(run: Run) -> str:

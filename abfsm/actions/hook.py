@@ -61,7 +61,12 @@ PARAMS = {
 }
 
 
-@action({"passed", "failed"}, params=PARAMS,
+def _planned(run: Run) -> tuple[str, list[str]]:
+    command = " ".join(str(a) for a in run.params.get("command") or [])
+    return "passed", [f"run {command} (hook in {run.state}; not run in a dry run)"]
+
+
+@action({"passed", "failed"}, params=PARAMS, planner=_planned,
         doc="run a command with the run in ABFSM_* variables; exit 0 -> passed, else failed")
 def hook(run: Run) -> str:
     params = run.params

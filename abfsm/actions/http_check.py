@@ -139,7 +139,11 @@ def _calls(settings: Any, params: Mapping[str, Any]) -> list[AwsCall]:
     return calls
 
 
-@action({"passed", "failed"}, params=PARAMS, calls=_calls,
+def _planned(run: Run) -> tuple[str, list[str]]:
+    return "passed", []  # GET requests only
+
+
+@action({"passed", "failed"}, params=PARAMS, calls=_calls, planner=_planned,
         doc="GET a URL on every new instance (or load balancer) until `successes` expected "
             "answers in a row each, or the state's timeout: passed or failed")
 def http_check(run: Run) -> str:
