@@ -176,9 +176,9 @@ class ConsoleRenderer:
 
     @staticmethod
     def _inspect_min_size(e: dict[str, Any]) -> str:
-        return (f"  WARNING: {e['asg']} has MinSize {e['min_size']}, above the first step "
-                f"({e['first_step']}): scale lowers MinSize to each step and raises it back "
-                f"to {e['restored_to']} with the last steps")
+        return (f"  note: {e['asg']} has MinSize {e['min_size']}; emptying it sets MinSize 0, "
+                f"and each scale step sets MinSize to its capacity up to {e['restored_to']} "
+                f"(first step {e['first_step']})")
 
     @staticmethod
     def _aws_call(e: dict[str, Any]) -> str:

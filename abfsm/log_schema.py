@@ -69,8 +69,8 @@ EVENTS: dict[str, dict[str, Any]] = {
     },
     "inspect.min_size": {
         "level": "warning",
-        "doc": "the target ASG's MinSize is above the first step: scale lowers it to the step "
-               "and raises it again with the steps, up to `restored_to`",
+        "doc": "the target ASG had MinSize above 0 (it is emptied first): each scale step sets "
+               "MinSize to min(MinSize, the step), restoring it to `restored_to`",
         "required": {"asg": "str", "min_size": "int", "first_step": "int", "restored_to": "int"},
     },
     "plan": {
