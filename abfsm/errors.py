@@ -43,6 +43,15 @@ class LockLost(Refused):
     """This run's lock was removed or replaced under it (force-unlocked)."""
 
 
+class ReleaseFailed(AbfsmError):
+    """The deployment reached its final state but its lock could not be released (e.g. the
+    DeleteObject was denied). The message says the final status; exit 1."""
+
+    def __init__(self, message: str, *, status: str = "") -> None:
+        self.status = status  # the deployment's own final status (done, rolled-back, ...)
+        super().__init__(message)
+
+
 class StateFailed(AbfsmError):
     """A state's action failed: an AWS error or an unexpected answer."""
 
