@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from abfsm.clock import Clock, utc_iso
-from abfsm.errors import AbfsmError, LockHeld, LockLost, PreconditionFailed, Refused, ReleaseFailed
+from abfsm.errors import (AbfsmError, Interrupted, LockHeld, LockLost, PreconditionFailed, Refused,
+                          ReleaseFailed)
 from abfsm.record import UNLOCKED, RunRecord, parse, started_by
 
 
@@ -290,6 +291,8 @@ class Lock:
         record.touch(self.clock)
         try:
             self.store.put_run(record.run_id, record.to_json())
+        except Interrupted:
+            raise
         except (AbfsmError, OSError) as exc:
             self._keep_final(record, f"could not archive its final record ({exc}), so the "
                                      "lock was kept")
@@ -299,6 +302,8 @@ class Lock:
             self.etag = None
             raise LockLost(f"the lock {self.where} is no longer run {record.run_id}'s; "
                            "left it in place") from None
+        except Interrupted:
+            raise
         except (AbfsmError, OSError) as exc:
             self._keep_final(record, f"could not be released ({exc})")
         self.etag = None
@@ -308,6 +313,8 @@ class Lock:
         try:
             self.save(record)
             kept = f"the lock now records status {record.status}"
+        except Interrupted:
+            raise
         except (AbfsmError, OSError) as exc:
             kept = f"rewriting it with the final status failed too ({exc})"
         raise ReleaseFailed(f"run {record.run_id} finished with status {record.status} "
@@ -353,6 +360,8 @@ class Lock:
         record.status, record.finished_at = UNLOCKED, now
         try:
             self.store.put_run(record.run_id, record.to_json())
+        except Interrupted:
+            raise
         except (AbfsmError, OSError) as exc:
             raise AbfsmError(f"removed {self.where}, but archiving run {record.run_id}'s "
                              f"record as unlocked failed: {exc}") from None
