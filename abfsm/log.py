@@ -296,7 +296,7 @@ class ConsoleRenderer:
 
     @staticmethod
     def _wait_progress(e: dict[str, Any]) -> str:
-        shown = not_ready_text(e.get("not_ready") or [], limit=3)
+        shown = not_ready_text(e.get("not_ready") or [], limit=2)  # one row: counts first
         return (f"  {e['state']}: {e['ready']}/{e['total']} {e.get('what', 'ready')}"
                 f" · {e['elapsed_s']:.0f} s elapsed, {e['remaining_s']:.0f} s left"
                 + (f" · waiting for {shown}" if shown else ""))
@@ -315,10 +315,11 @@ class ConsoleRenderer:
 
     @staticmethod
     def _drain_started(e: dict[str, Any]) -> str:
-        lbs = ", ".join(e.get("load_balancers") or []) or "no load balancer"
+        lbs = ", ".join(e.get("load_balancers") or [])
+        going = f"draining from {lbs}" if lbs else "terminating"
         tail = "; waiting until they are gone" if e.get("wait") else ""
         return (f"  drain: {e['asg']} set to MinSize 0 / desired 0; its {e.get('instances')} "
-                f"instance(s) are draining from {lbs}{tail}")
+                f"instance(s) are {going}{tail}")
 
     @staticmethod
     def _drain_finished(e: dict[str, Any]) -> str:

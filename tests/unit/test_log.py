@@ -432,3 +432,11 @@ def test_console_renders_run_finished_as_the_summary(tmp_path, clock):
     fields = {k: v for k, v in event.items() if k not in ("event", "log_level")}
     logger().info("run.finished", **fields)
     assert out.getvalue().splitlines() == log.summary_lines(event)
+
+
+@pytest.mark.parametrize("name", list(log_schema.EVENTS))
+def test_every_event_requires_run_id_and_env(name):
+    """No event may be logged without its run: the schema reports a line lacking run_id or env."""
+    event = {k: v for k, v in sample_event(name).items() if k not in ("run_id", "env")}
+    assert log_schema.validate(event) == [f"{name}: missing key 'run_id'",
+                                          f"{name}: missing key 'env'"]
