@@ -99,7 +99,9 @@ class FakeTicker:
                 if not stopped[0]:
                     tick()
 
-    def fire_late(self) -> None:
-        """Every tick once, stopped ones too: a thread that was already past its wait."""
-        for tick, _ in list(self._ticks):
-            tick()
+    def fire_late(self, *which: int) -> None:
+        """Ticks once, stopped ones too (a thread already past its wait): all, or those started
+        `which`-th (0 = the first)."""
+        for n, (tick, _) in enumerate(list(self._ticks)):
+            if not which or n in which:
+                tick()

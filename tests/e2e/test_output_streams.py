@@ -24,6 +24,21 @@ def abfsm(*args: str, state_dir: Path) -> list[str]:
     return [sys.executable, "-m", "abfsm", *args, "--state-dir", str(state_dir)]
 
 
+def buffered_env(server: MotoServer, **extra: str) -> dict[str, str]:
+    """The CLI's environment with Python's usual buffered stdout (a pipe is block-buffered:
+    what a failed write leaves in the buffer is flushed again at exit)."""
+    env = {**cli_env(server), **extra}
+    env.pop("PYTHONUNBUFFERED", None)
+    return env
+
+
+def closed_pipe() -> int:
+    """The write end of a pipe whose reader is already gone."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    return write_end
+
+
 def head(argv: list[str], env: dict[str, str], *, lines: int, hold: Any = None,
          stderr_too: bool = False) -> tuple[int, list[str], str]:
     """Run argv, read `lines` lines of its stdout, close the pipe, let it finish.
@@ -64,7 +79,7 @@ def test_stdout_closed_after_three_lines_the_deployment_still_completes(
     closed = threading.Event()
     with FaultProxy(server.endpoint) as proxy:
         proxy.before("DescribeInstanceHealth", lambda: closed.wait(60))  # wait-elb starts after
-        env = {**cli_env(server), "AWS_ENDPOINT_URL": proxy.endpoint}
+        env = buffered_env(server, AWS_ENDPOINT_URL=proxy.endpoint)
         code, got, err = head(abfsm(*DEPLOY, "--log-format", "console", state_dir=tmp_path),
                               env, lines=3, hold=closed)
     assert proxy.fired == ["DescribeInstanceHealth"]
@@ -89,7 +104,7 @@ def test_stdout_and_stderr_closed_a_failing_run_still_ends_failed(
 
     with FaultProxy(server.endpoint) as proxy:
         proxy.before("DescribeInstanceHealth", stop_new_instances)
-        env = {**cli_env(server), "AWS_ENDPOINT_URL": proxy.endpoint, "ABFSM_VIRTUAL_CLOCK": "1"}
+        env = buffered_env(server, AWS_ENDPOINT_URL=proxy.endpoint, ABFSM_VIRTUAL_CLOCK="1")
         code, got, _ = head(abfsm(*DEPLOY, "--health-check-timeout", "60",
                                   "--log-format", "json", state_dir=tmp_path),
                             env, lines=3, hold=closed, stderr_too=True)
@@ -106,7 +121,8 @@ def test_a_full_disk_under_stdout_never_stops_the_run(server: MotoServer, make: 
     build_env(make, "qa", active="a", active_count=2, bucket="qa-locks")
     with open("/dev/full", "w") as full:
         proc = subprocess.run(abfsm(*DEPLOY, "--log-format", "json", state_dir=tmp_path),
-                              cwd=ROOT, env=cli_env(server), stdout=full, stderr=subprocess.PIPE,
+                              cwd=ROOT, env=buffered_env(server), stdout=full,
+                              stderr=subprocess.PIPE,
                               text=True, timeout=120)
     assert (proc.returncode, proc.stderr) == (0, "")
     assert capacities(make, ["qa-b"])["qa-b"]["instances"] == 4
@@ -118,13 +134,29 @@ def test_status_into_a_closed_pipe_exits_quietly(server: MotoServer, make: Any,
                                                  tmp_path: Path) -> None:
     """`abfsm status | head -0`: exit 0 and no BrokenPipeError on stderr."""
     make("s3").create_bucket(Bucket="qa-locks")
-    read_end, write_end = os.pipe()
-    os.close(read_end)
+    write_end = closed_pipe()
     try:
         proc = subprocess.run(abfsm("status", "--environment", "qa", "--lock-bucket-name",
                                     "qa-locks", state_dir=tmp_path),
-                              cwd=ROOT, env=cli_env(server), stdout=write_end,
+                              cwd=ROOT, env=buffered_env(server), stdout=write_end,
                               stderr=subprocess.PIPE, text=True, timeout=60)
     finally:
         os.close(write_end)
     assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_with_both_streams_gone_the_exit_code_is_still_the_runs(server: MotoServer, make: Any,
+                                                                tmp_path: Path) -> None:
+    """stdout and stderr closed from the start, a refused run: exit 3, not a crash's 1 or 120."""
+    build_env(make, "qa", active="a", active_count=2, bucket="qa-locks")
+    make("autoscaling").set_desired_capacity(AutoScalingGroupName="qa-b", DesiredCapacity=2)
+    write_end = closed_pipe()
+    try:
+        proc = subprocess.run(abfsm(*DEPLOY, "--log-format", "json", state_dir=tmp_path),
+                              cwd=ROOT, env=buffered_env(server), stdout=write_end,
+                              stderr=write_end, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 3
+    _, record = lock_and_record(make)
+    assert record["status"] == "refused"

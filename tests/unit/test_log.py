@@ -207,7 +207,7 @@ def test_the_next_poll_restarts_the_ticking_from_its_own_time():
     ticker.advance(1)
     logger().info("wait.progress", **{**PROGRESS, "ready": 2, "elapsed_s": 60.0, "remaining_s": 540.0})
     ticker.advance(1)
-    ticker.fire_late()  # the first poll's ticker, stopped, must not draw its older time
+    ticker.fire_late(0)  # the first poll's ticker, stopped, must not draw its older poll
     assert "61 s elapsed, 539 s left" in last_redraw(tty.getvalue())
     assert "2/4" in last_redraw(tty.getvalue()) and ticker.started == 2
 
