@@ -371,7 +371,9 @@ class ConsoleRenderer:
         text = (f"  inspect: {e.get('active') or 'no active ASG'} → {e['target']}, "
                 f"{e.get('target_count')} instance(s) {stepping}; ")
         lbs = [_lb_name(n) for n in (e.get("load_balancers") or []) + (e.get("target_groups") or [])]
-        source = _lb_source(str(e.get("lb_source") or ""))
+        source = {"flags": "as given", "discovered": f"attached to {e['target']}",
+                  "none attached": f"none attached to {e['target']}"}.get(
+            str(e.get("lb_source")), _lb_source(str(e.get("lb_source") or "")))
         if lbs:
             text += f"waits for {', '.join(lbs)} ({source})" if source else f"waits for {', '.join(lbs)}"
         else:

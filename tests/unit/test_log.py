@@ -440,3 +440,17 @@ def test_every_event_requires_run_id_and_env(name):
     event = {k: v for k, v in sample_event(name).items() if k not in ("run_id", "env")}
     assert log_schema.validate(event) == [f"{name}: missing key 'run_id'",
                                           f"{name}: missing key 'env'"]
+
+
+@pytest.mark.parametrize(("source", "lbs", "shown"), [
+    ("flags", ["qa-public"], "waits for qa-public (as given)"),
+    ("discovered", ["qa-public", "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/qa-tg0/ab"],
+     "waits for qa-public, targetgroup/qa-tg0 (attached to qa-b)"),
+    ("none attached", [], "no load balancer to wait for (none attached to qa-b)"),
+])
+def test_inspect_says_where_the_load_balancers_come_from(source, lbs, shown):
+    """inspect.decided names the load balancers (target groups by name) and their source."""
+    text = console(sample_event("inspect.decided", target="qa-b", active=None, target_count=2,
+                                steps=[2], empty_first=None, serving=None, lb_source=source,
+                                load_balancers=lbs[:1], target_groups=lbs[1:]))
+    assert text == f"  inspect: no active ASG → qa-b, 2 instance(s) in one step; {shown}"
