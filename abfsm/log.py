@@ -374,7 +374,9 @@ class ConsoleRenderer:
         source = {"flags": "as given", "discovered": f"attached to {e['target']}",
                   "none attached": f"none attached to {e['target']}"}.get(
             str(e.get("lb_source")), _lb_source(str(e.get("lb_source") or "")))
-        if lbs:
+        if lbs and source.startswith("not waited for"):  # the spec has no state that waits
+            text += f"{', '.join(lbs)} {source}"
+        elif lbs:
             text += f"waits for {', '.join(lbs)} ({source})" if source else f"waits for {', '.join(lbs)}"
         else:
             text += f"no load balancer to wait for ({source})" if source else "no load balancer to wait for"

@@ -447,6 +447,8 @@ def test_every_event_requires_run_id_and_env(name):
     ("discovered", ["qa-public", "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/qa-tg0/ab"],
      "waits for qa-public, targetgroup/qa-tg0 (attached to qa-b)"),
     ("none attached", [], "no load balancer to wait for (none attached to qa-b)"),
+    ("not waited for: no state of my.yaml waits for them", ["qa-public"],
+     "qa-public not waited for: no state of my.yaml waits for them"),
 ])
 def test_inspect_says_where_the_load_balancers_come_from(source, lbs, shown):
     """inspect.decided names the load balancers (target groups by name) and their source."""
