@@ -12,7 +12,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from abfsm import __version__
 from abfsm.context import Settings
@@ -36,8 +36,15 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming what was wrong (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        _say(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(EXIT_USAGE)
+
+
+def _say(text: str, stream: TextIO | None = None) -> None:
+    """Write to stderr (or `stream`); a closed or full stream is skipped, never an error."""
+    from abfsm.log import write_safely
+
+    write_safely(stream or sys.stderr, text)
 
 
 def _count(text: str) -> int:
@@ -188,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show the current run (or that the environment is free) and recent runs")
     _env(status)
-    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text for people, or one JSON document (default: text)")
     _store(status)
     _conn(status)
 
@@ -202,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     graph = sub.add_parser("graph", help="draw the state machine (mermaid, dot, png, svg)")
     graph.add_argument("--spec", metavar="FILE", help="state machine spec (default: packaged)")
-    graph.add_argument("--format", choices=("mermaid", "dot", "png", "svg"), default="mermaid")
+    graph.add_argument("--format", choices=("mermaid", "dot", "png", "svg"), default="mermaid",
+                       help="mermaid stateDiagram-v2 or Graphviz dot text; png/svg images need "
+                            "the graph extra and --output or a redirected stdout (default: mermaid)")
     graph.add_argument("--output", metavar="FILE", help="write here instead of standard output")
     graph.add_argument("--environment", type=_environment, metavar="ENV",
                        help="mark where ENV's current or last run is and the path it took")
@@ -322,10 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(globals()["_cmd_" + args.command](args))
     except AbfsmError as exc:
-        sys.stderr.write(f"abfsm {args.command}: {exc}\n")
+        _say(f"abfsm {args.command}: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write(f"abfsm {args.command}: interrupted\n")
+        _say(f"abfsm {args.command}: interrupted\n")
         return 130
 
 
@@ -350,9 +360,9 @@ def _install_signals(clock: Any) -> None:
 def _report(outcome: Any, fmt: str) -> int:
     """The final one-liner on stderr (the console summary already said it on a terminal)."""
     if outcome.exit_code and fmt == "json" and outcome.message:
-        sys.stderr.write(f"abfsm: {outcome.message}\n")
+        _say(f"abfsm: {outcome.message}\n")
         if outcome.lock.startswith("held"):
-            sys.stderr.write(f"abfsm: lock {outcome.lock}; {outcome.next[0]}\n")
+            _say(f"abfsm: lock {outcome.lock}; {outcome.next[0]}\n")
     return int(outcome.exit_code)
 
 
@@ -387,24 +397,45 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from abfsm import admin, log
+    from abfsm import admin
 
-    log.configure("auto", stream=sys.stderr)  # stdout is the report (JSON with --format json)
-    sys.stdout.write(admin.status(settings_from(args), fmt=args.format))
+    _admin_logging(args)
+    _say(admin.status(settings_from(args), fmt=args.format), sys.stdout)
     return 0
 
 
 def _cmd_unlock(args: argparse.Namespace) -> int:
     from abfsm import admin, log
+    from abfsm.clock import SystemClock
+    from abfsm.runner import make_lock, services_for
 
-    log.configure("auto", stream=sys.stderr)  # the DeleteObject audit line; stdout says what went
-    sys.stdout.write(admin.unlock(settings_from(args), run_id=args.run_id, force=args.force))
+    settings = settings_from(args)
+    _admin_logging(args)
+    services = services_for(settings)
+    if args.run_id:
+        log.bind(run_id=args.run_id)
+    else:  # --force: bind the run it removes, if abfsm wrote the lock (a freeze is no run)
+        holder = make_lock(settings, services, SystemClock()).holder()
+        if holder is not None and holder.record is not None:
+            log.bind(run_id=holder.record.run_id)
+    _say(admin.unlock(settings, run_id=args.run_id, force=args.force, services=services),
+         sys.stdout)
     return 0
+
+
+def _admin_logging(args: argparse.Namespace) -> None:
+    """status / unlock / graph: stdout is the report, so log lines go to stderr, console style."""
+    from abfsm import log
+
+    log.configure("console", stream=sys.stderr)
+    if getattr(args, "environment", None):
+        log.bind(env=args.environment)
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
     from abfsm import graph
 
+    _admin_logging(args)
     return graph.command(args)
 
 
