@@ -33,7 +33,7 @@ COMMON: dict[str, str] = {
 }
 
 # Events logged before any run exists (the demo's set-up): no run_id / env yet.
-RUNLESS = frozenset({"demo.ready"})
+RUNLESS: frozenset[str] = frozenset()
 
 EVENTS: dict[str, dict[str, Any]] = {
     "run.started": {
@@ -156,6 +156,8 @@ EVENTS: dict[str, dict[str, Any]] = {
         "level": "info",
         "doc": "abfsm demo: the emulator and its environment are up",
         "required": {"endpoint": "str", "created": "object", "before": "object"},
+        # the world model's figures (scale, boot_s, health_check_s, draining_s); null: --fast
+        "optional": {"world": "object|null"},
     },
     "demo.after": {
         "level": "info",

@@ -58,15 +58,20 @@ def services_for(settings: Settings) -> Services:
 
 
 def deploy(settings: Settings, *, services: Services | None = None,
-           clock: Clock | None = None, spec: Spec | None = None) -> Outcome:
-    """Run a deployment from the spec's initial state to a final state."""
+           clock: Clock | None = None, spec: Spec | None = None,
+           run_id: str | None = None) -> Outcome:
+    """Run a deployment from the spec's initial state to a final state.
+
+    `run_id`: the id to run under, when the caller logged about the run before it started
+    (abfsm demo); a new one otherwise."""
     spec = spec or load(settings)  # validated in full before any AWS call
     clock = clock or SystemClock()
     if services is None:
         services = services_for(settings)
         services.preflight()  # profile and region resolved before any state runs
     lock = make_lock(settings, services, clock)
-    record = new_record(settings.environment, spec.version, spec.initial, settings.to_dict(), clock)
+    record = new_record(settings.environment, spec.version, spec.initial, settings.to_dict(), clock,
+                        run_id)
     run = Run(settings=settings, plan=Plan(), aws=services, clock=clock, lock=lock,
               record=record, spec=spec)
     _started(run, "deploy")
