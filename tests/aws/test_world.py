@@ -63,11 +63,11 @@ def test_instances_launch_pending_and_are_in_service_after_boot(aws, world):
 
 
 def test_pending_instances_count_towards_the_desired_capacity(aws, world):
-    """Updating the group again while instances boot launches no extra ones."""
+    """Raising the desired capacity while instances boot launches only the difference."""
     build_env(aws, "qa", active=None)
     scale(aws, "qa-b", 2)
-    aws("autoscaling").update_auto_scaling_group(AutoScalingGroupName="qa-b", MaxSize=9)
-    assert len(lifecycle(aws, "qa-b")) == 2
+    scale(aws, "qa-b", 3)
+    assert list(lifecycle(aws, "qa-b").values()) == ["Pending"] * 3
 
 
 def test_classic_elb_in_service_only_after_healthy_threshold_times_interval(aws, world):
