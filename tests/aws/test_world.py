@@ -222,6 +222,40 @@ def test_completing_an_instance_that_is_not_waiting_is_a_validation_error(aws, w
         complete(aws, iid, "CONTINUE")
 
 
+def warm_pool(aws: Any) -> dict[str, str]:
+    found = aws("autoscaling").describe_warm_pool(AutoScalingGroupName="qa-b")["Instances"]
+    return {i["InstanceId"]: i["LifecycleState"] for i in found}
+
+
+def test_warm_pool_prepares_instances_outside_the_group(aws, world):
+    """PutWarmPool: MaxGroupPreparedCapacity - desired instances boot (Warmed:Pending), then
+    wait stopped (Warmed:Stopped); none of them is in the group or its ELB."""
+    build_env(aws, "qa", active=None)
+    aws("autoscaling").put_warm_pool(AutoScalingGroupName="qa-b", MaxGroupPreparedCapacity=2)
+    pool = warm_pool(aws)
+    assert list(pool.values()) == ["Warmed:Pending"] * 2
+    world.advance(world.boot_s)
+    assert warm_pool(aws) == {i: "Warmed:Stopped" for i in pool}
+    reservations = aws("ec2").describe_instances(InstanceIds=list(pool))["Reservations"]
+    assert {i["State"]["Name"] for r in reservations for i in r["Instances"]} == {"stopped"}
+    assert (lifecycle(aws, "qa-b"), classic(aws)) == ({}, {})
+
+
+def test_scale_out_takes_prepared_instances_first(aws, world):
+    """A scale-out takes a prepared instance from the warm pool: Pending for the warm start
+    only, then InService; the pool keeps the rest."""
+    build_env(aws, "qa", active=None)
+    aws("autoscaling").put_warm_pool(AutoScalingGroupName="qa-b", MaxGroupPreparedCapacity=2)
+    world.advance(world.boot_s)
+    pool = warm_pool(aws)
+    scale(aws, "qa-b", 1)
+    [taken] = instance_ids(aws, "qa-b")
+    assert taken in pool and lifecycle(aws, "qa-b") == {taken: "Pending"}
+    assert warm_pool(aws) == {i: "Warmed:Stopped" for i in pool if i != taken}
+    world.advance(world.warm_boot_s)
+    assert lifecycle(aws, "qa-b") == {taken: "InService"}
+
+
 def test_without_the_world_moto_stays_instant(aws):
     """Not activated: moto's own world, new instances InService and in the ELB at once."""
     build_env(aws, "qa", active=None)
