@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a full A/B deployment against an embedded AWS emulator (no credentials)")
     demo.add_argument("--instance-count-step", type=_count, default=1, metavar="N",
                       help="step size of the demo deployment (default: 1)")
+    demo.add_argument("--fast", action="store_true",
+                      help="moto's instant world: no boot, health-check or draining time (runs in "
+                           "under a second)")
     _logging(demo)
     return parser
 
@@ -443,4 +446,5 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from abfsm import demo, log
 
     fmt = log.configure(args.log_format, verbose=args.verbose)
-    return _report(demo.run(step=args.instance_count_step, log_format=fmt, verbose=args.verbose), fmt)
+    return _report(demo.run(step=args.instance_count_step, log_format=fmt, verbose=args.verbose,
+                            fast=args.fast), fmt)

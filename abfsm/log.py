@@ -409,8 +409,13 @@ class ConsoleRenderer:
         made = e.get("created") or {}
         groups = ", ".join(f"{name} ({c['desired']} instance(s))"
                            for name, c in (e.get("before") or {}).items())
+        world = e.get("world")
+        timing = (f"\ndemo: AWS time runs {world['scale']:g}x faster here: instances boot in "
+                  f"{world['boot_s']:g} s, pass the ELB's health check after {world['health_check_s']:g} s "
+                  f"and drain for {world['draining_s']:g} s" if world else
+                  "\ndemo: --fast: moto's instant world (instances InService and healthy at once)")
         return (f"demo: AWS emulator (moto) at {e.get('endpoint')}; created classic ELB "
-                f"{made.get('elb')}, lock bucket {made.get('bucket')}, ASGs {groups}")
+                f"{made.get('elb')}, lock bucket {made.get('bucket')}, ASGs {groups}" + timing)
 
     @staticmethod
     def _demo_after(e: dict[str, Any]) -> str:

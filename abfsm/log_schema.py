@@ -168,6 +168,8 @@ EVENTS: dict[str, dict[str, Any]] = {
         "level": "info",
         "doc": "abfsm demo: the emulator and its environment are up",
         "required": {"endpoint": "str", "created": "object", "before": "object"},
+        # the world model's figures (scale, boot_s, health_check_s, draining_s); null: --fast
+        "optional": {"world": "object|null"},
     },
     "demo.after": {
         "level": "info",
