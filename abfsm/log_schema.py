@@ -152,6 +152,12 @@ EVENTS: dict[str, dict[str, Any]] = {
                      "active_count": "int", "target_count": "int", "lock": "str",
                      "next": "list[str]", "dry_run": "bool"},
     },
+    "notify.failed": {
+        "level": "warning",
+        "doc": "a --notify sink could not be reached (logged once per sink; the run goes on, "
+               "its exit code unchanged); `target` is redacted",
+        "required": {"sink": "str", "target": "str", "reason": "str"},
+    },
     "demo.ready": {
         "level": "info",
         "doc": "abfsm demo: the emulator and its environment are up",

@@ -111,7 +111,8 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
     # Decisions are kept; observations are re-read (the ASG may have replaced instances).
     plan.instance_ids = []
     # Keep how this invocation logs and connects; everything else comes from the record.
-    for key in ("log_format", "verbose", "region", "endpoint_url", "profile", "spec"):
+    for key in ("log_format", "verbose", "region", "endpoint_url", "profile", "spec",
+                "notify", "notify_on", "notify_create"):
         setattr(saved_settings, key, getattr(settings, key))
     saved_settings.dry_run = False
     lock.take_over(holder)
