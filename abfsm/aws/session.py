@@ -18,7 +18,7 @@ from abfsm.errors import UsageError
 RETRIES = {"mode": "standard", "max_attempts": 8}
 # Notification sinks must never hold a deployment up: short timeouts, one retry.
 NOTIFY_SERVICES = {"sns", "events", "logs"}
-NOTIFY_RETRIES = {"mode": "standard", "max_attempts": 2}
+NOTIFY_RETRIES = {"mode": "standard", "total_max_attempts": 2}
 
 
 class Services:

@@ -44,7 +44,7 @@ class _AwsSink:
     batch_size = 1
 
     def __init__(self, spec: SinkSpec, connect: Callable[[SinkSpec], Services]) -> None:
-        self.kind, self.target = spec.kind, spec.redacted
+        self.kind, self.target = spec.kind, spec.shown_target
         self._spec = spec
         self._connect = connect
         self._services: Services | None = None

@@ -27,7 +27,7 @@ class Item:
 
 class Sink(Protocol):
     kind: str
-    target: str  # redacted
+    target: str  # redacted (a URL by host only)
     batch_size: int  # how many queued items one deliver() may take
 
     def open(self) -> None:

@@ -50,6 +50,9 @@ class _Post:
             try:
                 resp = self._pool.request("POST", self._url, body=body, headers=headers,
                                           redirect=False, preload_content=True)
+            except urllib3.exceptions.NewConnectionError as exc:  # before its base ConnectTimeoutError
+                reason = _reason(exc)
+                continue
             except urllib3.exceptions.ReadTimeoutError:
                 reason = f"no answer within {self._timeouts[1]:g} s"
                 continue
@@ -81,7 +84,7 @@ class SlackSink:
     batch_size = 1
 
     def __init__(self, spec: SinkSpec, clock: Clock, **timeouts: float) -> None:
-        self.kind, self.target = spec.kind, spec.redacted
+        self.kind, self.target = spec.kind, spec.shown_target
         self._post = _Post(spec.target, clock, **timeouts)
 
     def open(self) -> None:
@@ -102,7 +105,7 @@ class WebhookSink:
 
     def __init__(self, spec: SinkSpec, clock: Clock, *, secret: str | None = None,
                  **timeouts: float) -> None:
-        self.kind, self.target = spec.kind, spec.redacted
+        self.kind, self.target = spec.kind, spec.shown_target
         self._secret = secret
         self._post = _Post(spec.target, clock, **timeouts)
 

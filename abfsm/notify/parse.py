@@ -39,8 +39,12 @@ class SinkSpec:
     @property
     def redacted(self) -> str:
         """What logs, records and messages may show: `kind:target` with secrets masked."""
-        shown = redact_url(self.target) if self.kind in ("slack", "webhook") else self.target
-        return f"{self.kind}:{shown}"
+        return f"{self.kind}:{self.shown_target}"
+
+    @property
+    def shown_target(self) -> str:
+        """The target with secrets masked (a Slack or webhook URL by host only)."""
+        return redact_url(self.target) if self.kind in ("slack", "webhook") else self.target
 
     @property
     def chat(self) -> bool:

@@ -48,7 +48,7 @@ class SyslogSink:
     batch_size = 100
 
     def __init__(self, spec: SinkSpec) -> None:
-        self.kind, self.target = spec.kind, spec.redacted
+        self.kind, self.target = spec.kind, spec.shown_target
         self._transport, self._address = syslog_address(spec)
         self._sock: socket.socket | None = None
         self._hostname = socket.gethostname()
