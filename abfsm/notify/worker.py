@@ -40,6 +40,7 @@ class _Channel:
         self.queue: queue.Queue[Any] = queue.Queue(QUEUE_MAX)
         self.failed = False
         self.dropped = 0
+        self._failed_lock = threading.Lock()
         self._report = report
         self._scrub = scrub
         self.thread = threading.Thread(target=self._run, name=f"abfsm-notify-{sink.kind}", daemon=True)
@@ -82,11 +83,15 @@ class _Channel:
         except Exception:  # noqa: BLE001
             pass
 
+    def claim_failure(self) -> bool:
+        """True exactly once: the caller reports this sink's failure (worker and close() race)."""
+        with self._failed_lock:
+            first, self.failed = not self.failed, True
+            return first
+
     def _fail(self, exc: Exception) -> None:
-        if not self.failed:
-            self.failed = True
-            reason = str(exc) or type(exc).__name__
-            self._report(self.sink, self._scrub(reason))
+        if self.claim_failure():
+            self._report(self.sink, self._scrub(str(exc) or type(exc).__name__))
 
 
 class Notifier:
@@ -141,11 +146,10 @@ class Notifier:
         for ch in self._channels:
             ch.thread.join(max(0.0, self._flush_s - (self._clock.monotonic() - begun)))
         for ch in self._channels:
-            if ch.thread.is_alive() and not ch.failed:
-                ch.failed = True
+            if ch.thread.is_alive() and ch.claim_failure():
                 self._report(ch.sink, f"not delivered within the {self._flush_s:g} s bound at the "
                                       f"end of the run ({ch.queue.qsize()} event(s) left)")
-            elif ch.dropped and not ch.failed:
+            elif ch.dropped and ch.claim_failure():
                 self._report(ch.sink, f"{ch.dropped} event(s) dropped: the sink could not keep up")
         return self._clock.monotonic() - begun
 
