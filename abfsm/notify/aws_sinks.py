@@ -3,7 +3,6 @@ adapters in abfsm/aws, with the short timeouts and single retry of NOTIFY_RETRIE
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -79,7 +78,7 @@ class EventsSink(_AwsSink):
 
     def deliver(self, batch: list[Item], *, attempts: int) -> None:
         entries = [EventEntry(SOURCE, detail_type(str(i.event.get("event"))),
-                              json.dumps(i.event, default=str)[:_MAX_ENTRY], self._spec.target)
+                              json_line(i.event)[:_MAX_ENTRY], self._spec.target)
                    for i in batch]
         try:
             result = self.services.events.put(entries)
