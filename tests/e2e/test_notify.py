@@ -178,7 +178,7 @@ def test_a_receiver_answering_500_neither_fails_nor_slows_the_run(cli, make):
 
 
 def test_a_hanging_receiver_costs_the_run_at_most_the_flush_bound(cli, make, server):
-    """A Slack receiver that hangs 30 s: exit 0, and the run takes at most FLUSH_S longer than the
+    """A Slack receiver that hangs 30 s: exit 0, and the run takes at most 5 s (FLUSH_S) longer than the
     same run without it (wall time of the CLI process); reported once as notify.failed."""
     build_env(make, "qa", active_count=2)
     begun = time.monotonic()
@@ -193,7 +193,7 @@ def test_a_hanging_receiver_costs_the_run_at_most_the_flush_bound(cli, make, ser
     print(f"\nbaseline {baseline:.2f} s; with a hanging Slack receiver {baseline + cost:.2f} s; "
           f"cost {cost:.2f} s (bound {FLUSH_S} s)")
     assert result.returncode == 0 and result.finished["outcome"] == "done"
-    assert cost < FLUSH_S + 2.0
+    assert cost < 5.0 + 2.0  # the README's bound (5 s), with room for a busy machine
     (failed,) = result.named("notify.failed")
     assert failed["sink"] == "slack" and failed["target"] == "http://127.0.0.1:%d/services/***" % int(
         rx.url().split(":")[2].split("/")[0])
@@ -203,7 +203,7 @@ def test_no_output_record_status_or_notification_contains_a_secret(cli, deploy_b
                                                                     monkeypatch):
     """A failed deploy and its resume with Slack, webhook (signed) and logs sinks: the secret URL
     path and the HMAC key appear in no stdout/stderr, lock object, ENV/runs/ record, status
-    output (text or JSON) or notification; settings name the sinks redacted."""
+    output (text or JSON) or notification; settings name the sinks redacted (resume: its own)."""
     from tests.support.aws_env import instance_ids
 
     monkeypatch.setenv("ABFSM_WEBHOOK_SECRET", HMAC_KEY)
@@ -220,8 +220,8 @@ def test_no_output_record_status_or_notification_contains_a_secret(cli, deploy_b
             status = cli("status", "--environment", "qa", "--lock-bucket-name", "qa-locks", "--format", fmt)
             outputs += [status.stdout, status.stderr]
         make("ec2").start_instances(InstanceIds=instance_ids(make, "qa-b"))
-        resumed = cli("resume", "--environment", "qa", "--lock-bucket-name", "qa-locks", *sinks,
-                      extra_env={"ABFSM_VIRTUAL_CLOCK": "1"})
+        resumed = cli("resume", "--environment", "qa", "--lock-bucket-name", "qa-locks", *sinks[2:],
+                      extra_env={"ABFSM_VIRTUAL_CLOCK": "1"})  # resume's own sinks: no Slack
         assert resumed.returncode == 0, resumed.stderr
     records = [make("s3").get_object(Bucket="qa-locks", Key=k["Key"])["Body"].read().decode()
                for k in make("s3").list_objects_v2(Bucket="qa-locks", Prefix="qa/runs/")["Contents"]]
@@ -233,6 +233,8 @@ def test_no_output_record_status_or_notification_contains_a_secret(cli, deploy_b
     assert records and logged and slack_rx.requests and hook_rx.requests
     leaks = [o for o in outputs if "s3cr3t" in o or HMAC_KEY in o or "B0BBB" in o]
     assert leaks == []
-    assert resumed.named("run.started")[0]["settings"]["notify"] == [
+    assert failed.named("run.started")[0]["settings"]["notify"] == [
         f"slack:{slack_rx.url('/services/***')}", f"webhook:{hook_rx.url('/hook/***')}", "logs:/abfsm/deploys"]
+    assert resumed.named("run.started")[0]["settings"]["notify"] == [
+        f"webhook:{hook_rx.url('/hook/***')}", "logs:/abfsm/deploys"]
     assert json.loads(lock_body)["settings"]["notify"][0].endswith("/services/***")

@@ -142,9 +142,16 @@ def test_the_sinks_own_aws_calls_are_not_forwarded():
     """An aws.call logged on a sink's worker thread reaches no sink; one from the run does."""
     noisy, everything = FakeSink(), FakeSink()
     n = Notifier([(noisy, frozenset({"run.started"})), (everything, None)])
-    noisy.on_deliver = lambda: n.tap(ev("aws.call", service="sns", action="Publish"))
+    called = threading.Event()
+
+    def publish() -> None:  # what an SNS sink's Publish logs, on the sink's thread
+        n.tap(ev("aws.call", service="sns", action="Publish"))
+        called.set()
+
+    noisy.on_deliver = publish
     n.start()
     n.tap(ev("run.started"))
+    assert called.wait(5)
     n.tap(ev("aws.call", service="autoscaling", action="UpdateAutoScalingGroup"))
     n.close()
     assert [(e["event"], e.get("service")) for e in everything.delivered] == [
