@@ -55,15 +55,18 @@ class _Channel:
             self.dropped += 1
 
     def _run(self) -> None:
-        try:
-            self.sink.open()
-        except Exception as exc:  # noqa: BLE001 - a sink's failure is reported, never raised
-            self._fail(exc)
+        opened = False
         stop = False
         while not stop:
             first = self.queue.get()
             if first is _STOP:
                 break
+            if not opened:  # with the first event: the run (run_id, env) is known by then
+                opened = True
+                try:
+                    self.sink.open()
+                except Exception as exc:  # noqa: BLE001 - a sink's failure is reported, never raised
+                    self._fail(exc)
             batch = [first]
             while len(batch) < self.sink.batch_size:
                 try:
@@ -103,7 +106,7 @@ class Notifier:
         self._clock = clock or SystemClock()
         self._flush_s = flush_s
         self._scrub = Scrubber(s for s in secrets if s)
-        self._run: dict[str, Any] = {}  # run_id / env of the run, for notify.failed
+        self._bound: dict[str, Any] = {}  # run_id / env of the run, for notify.failed
         self._started: dict[str, Any] | None = None
         self._channels = [_Channel(sink, select, self._report, self._scrub) for sink, select in channels]
         self._threads = {ch.thread for ch in self._channels}
@@ -127,7 +130,7 @@ class Notifier:
             return
         for key in ("run_id", "env"):
             if event.get(key):
-                self._run[key] = event[key]
+                self._bound[key] = event[key]
         if name == "run.started":
             self._started = event
         item = Item(event, self._started)
@@ -155,7 +158,9 @@ class Notifier:
 
     def _report(self, sink: Sink, reason: str) -> None:
         try:
-            _logger().warning("notify.failed", sink=sink.kind, target=sink.target,
-                              reason=self._scrub(reason), **self._run)
+            log = _logger()
+            # run_id/env explicitly: a worker thread does not see the run's bound context.
+            log.warning("notify.failed", sink=sink.kind, target=sink.target,
+                        reason=self._scrub(reason), **self._bound)
         except Exception:  # noqa: BLE001 - reporting must never break the run either
             pass
