@@ -60,6 +60,7 @@ class SyslogSink:
     def _connect(self) -> socket.socket:
         if self._sock is not None:
             return self._sock
+        sock: socket.socket | None = None
         try:
             if self._transport == "unix":
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -72,8 +73,9 @@ class SyslogSink:
             sock.settimeout(TIMEOUT_S)
             sock.connect(self._address)
         except OSError as exc:
-            raise DeliveryError(f"cannot reach {self._transport} {self.target}: "
-                                f"{exc.strerror or exc}") from None
+            if sock is not None:
+                sock.close()
+            raise DeliveryError(f"cannot reach {self.target}: {exc.strerror or exc}") from None
         self._sock = sock
         return sock
 

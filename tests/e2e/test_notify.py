@@ -154,22 +154,27 @@ def test_syslog_gets_every_line_as_rfc5424(cli, make, transport):
     assert (first[0], first[3], first[5]) == ("<14>1", "abfsm", "run.started")
 
 
+def cost_of_sink(cli: Any, *sink: str) -> tuple[Any, float, float]:
+    """(result, seconds without the sink, seconds with it) of the same deployment (qa-a -> qa-b),
+    wall time of the CLI process."""
+    begun = time.monotonic()
+    assert cli(*OK).returncode == 0
+    baseline = time.monotonic() - begun
+    assert cli(*OK).returncode == 0  # back to qa-a
+    begun = time.monotonic()
+    result = cli(*OK, *sink)
+    return result, baseline, time.monotonic() - begun
+
+
 def test_a_receiver_answering_500_neither_fails_nor_slows_the_run(cli, make):
     """A webhook answering 500: exit 0 as without it, one notify.failed (redacted, HTTP 500), well
     under the flush bound of extra wall time, and the log still validates against the schema."""
     build_env(make, "qa", active_count=2)
-    begun = time.monotonic()
-    assert cli(*OK).returncode == 0
-    baseline = time.monotonic() - begun
-    cli(*OK)  # back to qa-a
     with HttpReceiver("error") as rx:
-        begun = time.monotonic()
-        result = cli(*OK, "--notify", f"webhook:{rx.url('/in/' + SECRET)}")
-        cost = time.monotonic() - begun - baseline
-    print(f"\nbaseline {baseline:.2f} s; with a webhook answering 500 {baseline + cost:.2f} s; "
-          f"cost {cost:.2f} s")
+        result, baseline, with_sink = cost_of_sink(cli, "--notify", f"webhook:{rx.url('/in/' + SECRET)}")
+    print(f"\nwithout a sink {baseline:.2f} s; with a webhook answering 500 {with_sink:.2f} s")
     assert result.returncode == 0 and result.finished["outcome"] == "done"
-    assert cost < FLUSH_S
+    assert with_sink - baseline < FLUSH_S
     (failed,) = result.named("notify.failed")
     assert (failed["sink"], failed["reason"]) == ("webhook", "HTTP 500")
     assert failed["target"].endswith("/in/***") and SECRET not in result.stdout
@@ -177,26 +182,18 @@ def test_a_receiver_answering_500_neither_fails_nor_slows_the_run(cli, make):
     assert schema_problems(result.stdout) == []
 
 
-def test_a_hanging_receiver_costs_the_run_at_most_the_flush_bound(cli, make, server):
-    """A Slack receiver that hangs 30 s: exit 0, and the run takes at most 5 s (FLUSH_S) longer than the
-    same run without it (wall time of the CLI process); reported once as notify.failed."""
+def test_a_hanging_receiver_costs_the_run_at_most_the_flush_bound(cli, make):
+    """A Slack receiver that hangs 30 s: exit 0, and the run takes at most 5 s (FLUSH_S) longer than
+    the same run without it; reported once as notify.failed with the target redacted."""
     build_env(make, "qa", active_count=2)
-    begun = time.monotonic()
-    plain = cli(*OK)
-    baseline = time.monotonic() - begun
-    assert plain.returncode == 0
-    cli(*OK)  # back to qa-a
     with HttpReceiver("hang") as rx:
-        begun = time.monotonic()
-        result = cli(*OK, "--notify", f"slack:{rx.url('/services/' + SECRET)}")
-        cost = time.monotonic() - begun - baseline
-    print(f"\nbaseline {baseline:.2f} s; with a hanging Slack receiver {baseline + cost:.2f} s; "
-          f"cost {cost:.2f} s (bound {FLUSH_S} s)")
+        result, baseline, with_sink = cost_of_sink(cli, "--notify", f"slack:{rx.url('/services/' + SECRET)}")
+    print(f"\nwithout a sink {baseline:.2f} s; with a hanging Slack receiver {with_sink:.2f} s "
+          f"(+{with_sink - baseline:.2f} s; bound {FLUSH_S} s)")
     assert result.returncode == 0 and result.finished["outcome"] == "done"
-    assert cost < 5.0 + 2.0  # the README's bound (5 s), with room for a busy machine
+    assert with_sink - baseline < 5.0 + 2.0  # the README's bound (5 s), with room for a busy machine
     (failed,) = result.named("notify.failed")
-    assert failed["sink"] == "slack" and failed["target"] == "http://127.0.0.1:%d/services/***" % int(
-        rx.url().split(":")[2].split("/")[0])
+    assert (failed["sink"], failed["target"]) == ("slack", rx.url("/services/***"))
 
 
 def test_no_output_record_status_or_notification_contains_a_secret(cli, deploy_broken, make, server,

@@ -225,3 +225,34 @@ def test_a_refused_connection_is_a_delivery_error_without_the_path():
     with pytest.raises(DeliveryError) as info:
         sink.deliver([Item(ev("run.finished"))], attempts=1)
     assert "s3cr3t" not in str(info.value) and "refused" in str(info.value).lower()
+
+
+# -- the syslog sink against sockets on this machine -----------------------------------------
+
+def test_syslog_unix_socket_gets_one_rfc5424_datagram_per_event(tmp_path):
+    """syslog:unix:///PATH sends each event as one RFC 5424 datagram (error -> <11>)."""
+    import socket
+
+    from abfsm.notify.syslog import SyslogSink
+
+    path = tmp_path / "log"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as rx:
+        rx.bind(str(path))
+        rx.settimeout(2)
+        sink = SyslogSink(parse_sink(f"syslog:unix://{path}"))
+        sink.open()
+        sink.deliver([Item(ev("state.failed", level="error")), Item(ev("run.finished", level="info"))],
+                     attempts=2)
+        sink.close()
+        got = [rx.recv(65536), rx.recv(65536)]
+    assert [g.split(b" ")[0] for g in got] == [b"<11>1", b"<14>1"]
+    assert [g.split(b" ")[5] for g in got] == [b"state.failed", b"run.finished"]
+
+
+def test_a_syslog_tcp_port_with_nobody_listening_is_a_delivery_error():
+    """syslog:tcp:// to a closed port fails with DeliveryError naming the transport, at once."""
+    from abfsm.notify.syslog import SyslogSink
+
+    sink = SyslogSink(parse_sink("syslog:tcp://127.0.0.1:9"))
+    with pytest.raises(DeliveryError, match="cannot reach tcp://127.0.0.1:9: Connection refused"):
+        sink.deliver([Item(ev("run.started"))], attempts=2)
