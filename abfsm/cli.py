@@ -7,6 +7,7 @@ nothing heavy at start-up: `abfsm --help` and `abfsm graph` never import boto3.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import signal
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait until the old ASG is empty and its targets deregistered")
     _store(deploy)
     _logging(deploy)
+    _notify(deploy)
     _conn(deploy)
     deploy.add_argument("--spec", metavar="FILE", help="state machine spec (default: the packaged states.yaml)")
 
@@ -184,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="resume even though the run looks alive (heartbeat not stale)")
     _store(resume)
     _logging(resume)
+    _notify(resume)
     _conn(resume)
     resume.add_argument("--spec", metavar="FILE",
                         help="state machine spec (default: the one the run started with; a "
@@ -247,6 +250,28 @@ def _logging(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="per-poll detail and every AWS call")
 
 
+def _notify(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("notifications (never fail or stall the run)")
+    g.add_argument("--notify", action="append", default=[], metavar="SINK",
+                   help="also tell SINK (repeatable; adds to ABFSM_NOTIFY): slack:URL, webhook:URL, "
+                        "sns:TOPIC_ARN, events:BUS, logs:GROUP[:STREAM], syslog:udp://HOST:PORT, "
+                        "syslog:tcp://HOST:PORT, syslog:unix:///dev/log")
+    g.add_argument("--notify-on", metavar="EVENTS",
+                   help="comma-separated log events for slack/webhook/sns/events sinks "
+                        "(default: run.started,state.failed,run.finished)")
+    g.add_argument("--notify-create", action="store_true",
+                   help="create a logs: sink's log group if it is missing")
+
+
+def _notify_specs(args: argparse.Namespace) -> list[Any]:
+    """The --notify sinks (after ABFSM_NOTIFY's), checked; [] for commands without them."""
+    if not hasattr(args, "notify"):
+        return []
+    from abfsm.notify import parse_sinks
+
+    return parse_sinks(args.notify, os.environ.get("ABFSM_NOTIFY"))
+
+
 def _conn(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", help="AWS region (default: boto3's chain, e.g. AWS_REGION)")
     p.add_argument("--endpoint-url", help="AWS endpoint override (e.g. an emulator)")
@@ -267,6 +292,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UsageError(f"--instance-count-step {step} is larger than --instance-count {count}")
     if get("zero") and (get("clean_up") or get("instance_count_match")):
         raise UsageError("--zero takes no --clean-up / --instance-count-match")
+    sinks = _notify_specs(args)
+    notify_on: list[str] = []
+    if hasattr(args, "notify"):
+        from abfsm.log_schema import EVENTS
+        from abfsm.notify import parse_events
+
+        notify_on = parse_events(get("notify_on"), frozenset(EVENTS))
     return Settings(
         environment=args.environment,
         elb_names=list(dict.fromkeys(get("elb_name", []) or [])),
@@ -291,6 +323,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         region=get("region"),
         endpoint_url=get("endpoint_url"),
         profile=get("profile"),
+        notify=[s.redacted for s in sinks],  # never the targets themselves: they can be secrets
+        notify_on=notify_on,
+        notify_create=bool(get("notify_create")),
     )
 
 
@@ -378,7 +413,11 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     fmt = log.configure(settings.log_format, verbose=settings.verbose)
     clock = clock_from_env()
     _install_signals(clock)
-    return _report(runner.deploy(settings, clock=clock, spec=spec, render_next=next_command), fmt)
+    notifier = _start_notifier(args, settings)
+    try:
+        return _report(runner.deploy(settings, clock=clock, spec=spec, render_next=next_command), fmt)
+    finally:
+        _stop_notifier(notifier)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -395,8 +434,41 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     _install_signals(clock)
     overrides = {"update_timeout": args.update_timeout,
                  "health_check_timeout": args.health_check_timeout}
-    return _report(runner.resume(settings, from_state=args.from_state, force=args.force,
-                                 clock=clock, overrides=overrides, render_next=next_command), fmt)
+    notifier = _start_notifier(args, settings)
+    try:
+        return _report(runner.resume(settings, from_state=args.from_state, force=args.force,
+                                     clock=clock, overrides=overrides, render_next=next_command),
+                       fmt)
+    finally:
+        _stop_notifier(notifier)
+
+
+def _start_notifier(args: argparse.Namespace, settings: Settings) -> Any:
+    """The --notify sinks, running behind a log tap (none for a dry run: it sends nothing)."""
+    specs = _notify_specs(args)
+    if not specs or settings.dry_run:
+        return None
+    from abfsm import log
+    from abfsm.clock import SystemClock
+    from abfsm.notify.build import start
+
+    # Its own clock: a stop request (SIGINT) ends the run, not the delivery of its outcome.
+    notifier = start(specs, events=settings.notify_on, clock=SystemClock(),
+                     secret=os.environ.get("ABFSM_WEBHOOK_SECRET") or None,
+                     create=settings.notify_create, region=settings.region,
+                     endpoint_url=settings.endpoint_url, profile=settings.profile)
+    log.add_tap(notifier.tap)
+    return notifier
+
+
+def _stop_notifier(notifier: Any) -> None:
+    """Flush run.finished within the notifier's bound; never raises, never sets the exit code."""
+    if notifier is None:
+        return
+    from abfsm import log
+
+    notifier.close()
+    log.remove_tap(notifier.tap)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

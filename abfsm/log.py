@@ -15,12 +15,16 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import IO, Any
 
 import structlog
 
 SCHEMA_VERSION = 1
+
+# Callables handed every event dict of the process (a copy, after run_id/env/level/ts are
+# merged, before rendering): the notification sinks (abfsm/notify). See add_tap().
+_taps: list[Callable[[dict[str, Any]], None]] = []
 
 
 def configure(fmt: str = "auto", *, verbose: bool = False, stream: IO[str] | None = None,
@@ -54,6 +58,7 @@ def _processors(renderer: Any) -> list[Any]:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
         structlog.processors.format_exc_info,
+        _tap,
         renderer,
     ]
 
@@ -63,7 +68,32 @@ def bind(**values: Any) -> None:
     structlog.contextvars.bind_contextvars(**values)
 
 
+def add_tap(tap: Callable[[dict[str, Any]], None]) -> None:
+    """Also hand every later event (a copy of its dict) to `tap`; it must not raise or block."""
+    _taps.append(tap)
+
+
+def remove_tap(tap: Callable[[dict[str, Any]], None]) -> None:
+    if tap in _taps:
+        _taps.remove(tap)
+
+
+def _tap(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for tap in list(_taps):
+        try:
+            tap(dict(event))
+        except Exception:  # noqa: BLE001 - a listener can never break logging
+            pass
+    return event
+
+
+def json_line(event: dict[str, Any]) -> str:
+    """An event as its `--log-format json` line (ts, level, event first), without a newline."""
+    return _json_renderer(None, "", dict(event))
+
+
 def reset() -> None:
+    _taps.clear()
     for screen in list(_screens.values()):
         screen.stop_ticking()
     _screens.clear()
@@ -403,6 +433,11 @@ class ConsoleRenderer:
     @staticmethod
     def _aws_read(e: dict[str, Any]) -> str:
         return _aws_line(e) + " (read)"
+
+    @staticmethod
+    def _notify_failed(e: dict[str, Any]) -> str:
+        return (f"  notify: {e['sink']} {e['target']} failed: {e['reason']} "
+                "(the run goes on; no more reports of this sink)")
 
     @staticmethod
     def _demo_ready(e: dict[str, Any]) -> str:

@@ -164,6 +164,12 @@ EVENTS: dict[str, dict[str, Any]] = {
         # resources (asg:target, asg:active, ...) the states run declare mutating calls on.
         "optional": {"description": "str", "changed": "list[str]"},
     },
+    "notify.failed": {
+        "level": "warning",
+        "doc": "a --notify sink could not be reached (logged once per sink; the run goes on, "
+               "its exit code unchanged); `target` is redacted",
+        "required": {"sink": "str", "target": "str", "reason": "str"},
+    },
     "demo.ready": {
         "level": "info",
         "doc": "abfsm demo: the emulator and its environment are up",

@@ -180,7 +180,8 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
     # Decisions are kept; observations are re-read (the ASG may have replaced instances).
     plan.instance_ids = []
     # Keep how this invocation logs and connects; everything else comes from the record.
-    for key in ("log_format", "verbose", "region", "endpoint_url", "profile"):
+    for key in ("log_format", "verbose", "region", "endpoint_url", "profile",
+                "notify", "notify_on", "notify_create"):
         setattr(saved_settings, key, getattr(settings, key))
     if explicit_spec:
         saved_settings.spec = settings.spec
