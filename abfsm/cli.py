@@ -19,7 +19,7 @@ from abfsm import __version__
 from abfsm.context import Settings
 from abfsm.errors import EXIT_USAGE, AbfsmError, UsageError
 
-COMMANDS = ("deploy", "resume", "status", "unlock", "graph", "demo")
+COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo")
 # An environment name must be usable as it is in every place it goes: the ASG names ENV-a /
 # ENV-b (no colon allowed there), the S3 key ENV.lock with ENV/runs/ under it, and a local
 # file name (no slash). So: a letter or digit, then letters, digits, dot, underscore, hyphen.
@@ -66,6 +66,18 @@ def _seconds(text: str) -> float:
     if not value > 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
     return value
+
+
+def _seconds_or_zero(text: str) -> float:
+    if text.rstrip("s") in ("0", "0.0"):
+        return 0.0
+    return _seconds(text)
+
+
+def _alarm_name(text: str) -> str:
+    if not text.strip() or len(text) > 255:
+        raise argparse.ArgumentTypeError(f"must be a CloudWatch alarm name (1-255 characters), got {text!r}")
+    return text
 
 
 def _environment(text: str) -> str:
@@ -134,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Blue/green (A/B) deployments of AWS Auto Scaling Groups behind load balancers, "
         "run as an explicit state machine (states.yaml)."),
         epilog="Exit codes: 0 success · 1 a state failed · 2 usage or spec error · "
-               "3 refused by a precondition · 130 interrupted.")
+               "3 refused by a precondition · 4 paused at a checkpoint (approval) · 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"abfsm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -171,6 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="if scaling or a wait fails, scale the new ASG back to 0 and release the lock")
     g.add_argument("--wait-for-scale-down", action="store_true",
                    help="wait until the old ASG is empty and its targets deregistered")
+    gates = deploy.add_argument_group("gates (see the README's Gates section)")
+    gates.add_argument("--bake-time", type=_seconds_or_zero, default=0.0, metavar="S",
+                       help="after wait-elb, watch the new instances (and alarms) for S seconds "
+                            "before draining the old ASG (default: 0, no bake)")
+    gates.add_argument("--alarm", action="append", default=[], type=_alarm_name, metavar="NAME",
+                       help="CloudWatch alarm that must not go into ALARM while the new instances "
+                            "come up and bake (repeatable); checked in inspect (exit 3 if missing "
+                            "or already in ALARM)")
+    gates.add_argument("--alarm-prefix", type=_alarm_name, metavar="PREFIX",
+                       help="watch every CloudWatch alarm whose name starts with PREFIX, like --alarm")
+    gates.add_argument("--pause-at-approval", action="store_true",
+                       help="at an approval state, exit at once with code 4 (lock held) instead "
+                            "of waiting; `abfsm approve` then `abfsm resume` carry on")
     _store(deploy)
     _logging(deploy)
     _notify(deploy)
@@ -210,6 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--force", action="store_true", help="remove whatever holds the lock (a manual freeze too)")
     _store(unlock)
     _conn(unlock)
+
+    for verb, outcome in (("approve", "approved"), ("reject", "rejected")):
+        decide = sub.add_parser(verb, help=f"{verb} the run waiting (or paused) at an approval state",
+                                description=f"Record `{outcome}` for the approval state the run "
+                                            "holding ENV's lock waits or paused at (who, when, "
+                                            "reason go into its history). A waiting run takes "
+                                            "it at its next poll; a paused one at `abfsm resume`.")
+        _env(decide)
+        decide.add_argument("--reason", metavar="TEXT", help="why (recorded in the run's history)")
+        _store(decide)
+        _conn(decide)
 
     graph = sub.add_parser("graph", help="draw the state machine (mermaid, dot, png, svg)")
     graph.add_argument("--spec", metavar="FILE", help="state machine spec (default: packaged)")
@@ -292,6 +328,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UsageError(f"--instance-count-step {step} is larger than --instance-count {count}")
     if get("zero") and (get("clean_up") or get("instance_count_match")):
         raise UsageError("--zero takes no --clean-up / --instance-count-match")
+    if len(set(get("alarm", []) or [])) > 100:
+        raise UsageError("--alarm: at most 100 alarms (one DescribeAlarms call reads them all)")
     sinks = _notify_specs(args)
     notify_on: list[str] = []
     if hasattr(args, "notify"):
@@ -320,6 +358,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log_format=get("log_format", "auto"),
         state_dir=get("state_dir", ".abfsm"),
         spec=get("spec"),
+        bake_time=get("bake_time", 0.0) or 0.0,
+        alarms=list(dict.fromkeys(get("alarm", []) or [])),
+        alarm_prefix=get("alarm_prefix"),
+        pause_at_approval=bool(get("pause_at_approval")),
         region=get("region"),
         endpoint_url=get("endpoint_url"),
         profile=get("profile"),
@@ -505,6 +547,32 @@ def _admin_logging(args: argparse.Namespace) -> None:
     log.configure("console", stream=sys.stderr)
     if getattr(args, "environment", None):
         log.bind(env=args.environment)
+
+
+def _cmd_approve(args: argparse.Namespace) -> int:
+    return _decide(args, "approved")
+
+
+def _cmd_reject(args: argparse.Namespace) -> int:
+    return _decide(args, "rejected")
+
+
+def _decide(args: argparse.Namespace, decision: str) -> int:
+    from abfsm import runner
+    from abfsm.actions.approval import approve_command, decide
+    from abfsm.clock import clock_from_env
+
+    settings = settings_from(args)
+    _admin_logging(args)  # the PutObject audit line goes to stderr; stdout says what was decided
+    clock = clock_from_env()
+    lock = runner.make_lock(settings, runner.services_for(settings), clock)
+    doc = decide(lock, clock, decision, args.reason)
+    reason = f": {doc['reason']}" if doc.get("reason") else ""
+    resume = approve_command(settings, "resume")
+    sys.stdout.write(f"{decision} run {doc['run_id']} at {doc['state']} by {doc['decided_by']} "
+                     f"at {doc['decided_at']}{reason}\n"
+                     f"a waiting run takes it at its next poll; a paused one with: {resume}\n")
+    return 0
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
+EXIT_PAUSED = 4  # stopped at a checkpoint (an approval with --pause-at-approval); resumable
 EXIT_INTERRUPTED = 130
 
 
@@ -58,6 +59,10 @@ class StateFailed(AbfsmError):
 
 class WaitTimeout(StateFailed):
     """A wait ran out of time."""
+
+
+class AlarmFired(StateFailed):
+    """A watched CloudWatch alarm went into ALARM during a wait."""
 
 
 class AwsError(StateFailed):

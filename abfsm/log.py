@@ -464,6 +464,83 @@ class ConsoleRenderer:
         return "\n".join(["dry run: the plan (nothing was changed)"]
                          + [f"  {line}" for line in e.get("lines", [])])
 
+    # Gates (bake, alarms, approval, hook, http_check).
+    @staticmethod
+    def _alarms_checked(e: dict[str, Any]) -> str:
+        states = e.get("states") or {}
+        shown = ", ".join(f"{name} {state}" for name, state in sorted(states.items()))
+        return f"  alarms: {len(states)} watched, none in ALARM ({shown})"
+
+    @staticmethod
+    def _alarm_fired(e: dict[str, Any]) -> str:
+        since = f" since {e['since']}" if e.get("since") else ""
+        return f"  ✗ {e['state']}: alarm {e['alarm']} is in ALARM{since}: {e['reason']}"
+
+    @staticmethod
+    def _bake_skipped(e: dict[str, Any]) -> str:
+        return f"  {e['state']}: skipped ({e['reason']})"
+
+    @staticmethod
+    def _bake_started(e: dict[str, Any]) -> str:
+        lbs = ", ".join(e.get("load_balancers") or []) or "no load balancer"
+        return (f"  {e['state']}: {len(e.get('instance_ids') or [])} instance(s) of {e['asg']} "
+                f"must keep serving ({lbs}) for {e['seconds']:g} s")
+
+    @staticmethod
+    def _bake_finished(e: dict[str, Any]) -> str:
+        return (f"  {e['state']}: {e['instances']} instance(s) of {e['asg']} kept serving for "
+                f"{e['seconds']:g} s")
+
+    @staticmethod
+    def _approval_pending(e: dict[str, Any]) -> str:
+        if e.get("pause"):
+            return (f"  {e['state']}: paused for approval; approve with: {e['command']}  "
+                    f"(or: {e['reject']} --reason TEXT), then: abfsm resume")
+        return (f"  {e['state']}: waiting for approval: {e['command']}  "
+                f"(or: {e['reject']} --reason TEXT; up to {e.get('timeout_s') or 0:g} s)")
+
+    @staticmethod
+    def _approval_decided(e: dict[str, Any]) -> str:
+        reason = f": {e['reason']}" if e.get("reason") else ""
+        return f"  {e['state']}: {e['decision']} by {e['by']} at {e['at']}{reason}"
+
+    @staticmethod
+    def _hook_started(e: dict[str, Any]) -> str:
+        return (f"  {e['state']}: running {' '.join(e['command'])} (in {e['cwd']}, "
+                f"up to {e['timeout_s']:g} s)")
+
+    @staticmethod
+    def _hook_output(e: dict[str, Any]) -> str:
+        return f"    {e['state']} │ {e['line']}"
+
+    @staticmethod
+    def _hook_passed(e: dict[str, Any]) -> str:
+        return f"  {e['state']}: {' '.join(e['command'])} exited 0 after {e['duration_s']:.1f} s"
+
+    @staticmethod
+    def _hook_failed(e: dict[str, Any]) -> str:
+        return (f"  ✗ {e['state']}: {' '.join(e['command'])} exited {e['exit_code']} after "
+                f"{e['duration_s']:.1f} s (→ failed)")
+
+    @staticmethod
+    def _http_check_started(e: dict[str, Any]) -> str:
+        urls = e.get("urls") or []
+        more = f" (+{len(urls) - 1} more)" if len(urls) > 1 else ""
+        return (f"  {e['state']}: GET {urls[0] if urls else '?'}{more} until HTTP "
+                f"{e['expect_status']} {e['successes']} time(s) in a row")
+
+    @staticmethod
+    def _http_check_passed(e: dict[str, Any]) -> str:
+        return (f"  {e['state']}: {len(e.get('urls') or [])} target(s) answered as expected "
+                f"{e['successes']} time(s) in a row")
+
+    @staticmethod
+    def _http_check_failed(e: dict[str, Any]) -> str:
+        lines = [f"  ✗ {e['state']}: no pass within {e['timeout_s']:g} s (→ failed):"]
+        for t in e.get("targets") or []:
+            lines.append(f"      {t['target']}: {t['answered']} at {t['at'] or '-'}")
+        return "\n".join(lines)
+
     @staticmethod
     def _run_finished(e: dict[str, Any]) -> str:
         return "\n".join(summary_lines(e))
