@@ -7,27 +7,45 @@ nothing heavy at start-up: `abfsm --help` and `abfsm graph` never import boto3.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from abfsm import __version__
 from abfsm.context import Settings
 from abfsm.errors import EXIT_USAGE, AbfsmError, UsageError
 
 COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo")
-_ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,200}$")
+# An environment name must be usable as it is in every place it goes: the ASG names ENV-a /
+# ENV-b (no colon allowed there), the S3 key ENV.lock with ENV/runs/ under it, and a local
+# file name (no slash). So: a letter or digit, then letters, digits, dot, underscore, hyphen.
+_ENV_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# ASG names hold 255 characters (ENV-a: 253); local files 255 bytes, and the lock's temporary
+# file is `.ENV.<8 random>.tmp`: 200 leaves room for both.
+ENV_MAX = 200
+# S3's bucket naming rules (general purpose buckets).
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming what was wrong (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        _say(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(EXIT_USAGE)
+
+
+def _say(text: str, stream: TextIO | None = None) -> None:
+    """Write to stderr (or `stream`); a closed or full stream is skipped, never an error."""
+    from abfsm.log import write_safely
+
+    write_safely(stream or sys.stderr, text)
 
 
 def _count(text: str) -> int:
@@ -63,9 +81,56 @@ def _alarm_name(text: str) -> str:
 
 
 def _environment(text: str) -> str:
-    if not _ENV_RE.match(text):
+    if len(text) > ENV_MAX:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a usable environment name (letters, digits, . _ - : /)")
+            f"is {len(text)} characters long; an environment name has at most {ENV_MAX}")
+    if not _ENV_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a usable environment name: a letter or digit, then letters, "
+            "digits, '.', '_' or '-' (it names the ASGs ENV-a/ENV-b, the S3 key ENV.lock and "
+            "the local lock file)")
+    return text
+
+
+def _bucket(text: str) -> str:
+    """S3's bucket naming rules, checked before any call."""
+    problem = bucket_name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid S3 bucket name: {problem}")
+    return text
+
+
+def bucket_name_problem(name: str) -> str:
+    """What breaks S3's naming rules for general purpose buckets in `name`, or ""."""
+    if not 3 <= len(name) <= 63:
+        return f"it must be 3 to 63 characters long, not {len(name)}"
+    if not _BUCKET_RE.fullmatch(name):
+        return ("only lowercase letters, digits, '.' and '-', beginning and ending with a "
+                "letter or digit")
+    if ".." in name:
+        return "two adjacent periods"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return "it is formatted as an IP address"
+    for prefix in _BUCKET_PREFIXES:
+        if name.startswith(prefix):
+            return f"it must not begin with {prefix!r}"
+    for suffix in _BUCKET_SUFFIXES:
+        if name.endswith(suffix):
+            return f"it must not end with {suffix!r}"
+    return ""
+
+
+def _state_dir(text: str) -> str:
+    """A directory, or a path where one can be made: not a regular file (or under one)."""
+    from pathlib import Path
+
+    path = Path(text)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is not a directory" if part == path else f"is under {str(part)!r}, a file"
+                raise argparse.ArgumentTypeError(f"{text!r} {what}")
+            break
     return text
 
 
@@ -133,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "of waiting; `abfsm approve` then `abfsm resume` carry on")
     _store(deploy)
     _logging(deploy)
+    _notify(deploy)
     _conn(deploy)
     deploy.add_argument("--spec", metavar="FILE", help="state machine spec (default: the packaged states.yaml)")
 
@@ -145,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="resume even though the run looks alive (heartbeat not stale)")
     _store(resume)
     _logging(resume)
+    _notify(resume)
     _conn(resume)
     resume.add_argument("--spec", metavar="FILE",
                         help="state machine spec (default: the one the run started with; a "
@@ -156,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show the current run (or that the environment is free) and recent runs")
     _env(status)
-    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text for people, or one JSON document (default: text)")
     _store(status)
     _conn(status)
 
@@ -181,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     graph = sub.add_parser("graph", help="draw the state machine (mermaid, dot, png, svg)")
     graph.add_argument("--spec", metavar="FILE", help="state machine spec (default: packaged)")
-    graph.add_argument("--format", choices=("mermaid", "dot", "png", "svg"), default="mermaid")
+    graph.add_argument("--format", choices=("mermaid", "dot", "png", "svg"), default="mermaid",
+                       help="mermaid stateDiagram-v2 or Graphviz dot text; png/svg images need "
+                            "the graph extra and --output or a redirected stdout (default: mermaid)")
     graph.add_argument("--output", metavar="FILE", help="write here instead of standard output")
     graph.add_argument("--environment", type=_environment, metavar="ENV",
                        help="mark where ENV's current or last run is and the path it took")
@@ -191,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a full A/B deployment against an embedded AWS emulator (no credentials)")
     demo.add_argument("--instance-count-step", type=_count, default=1, metavar="N",
                       help="step size of the demo deployment (default: 1)")
+    demo.add_argument("--fast", action="store_true",
+                      help="moto's instant world: no boot, health-check or draining time (runs in "
+                           "under a second)")
     _logging(demo)
     return parser
 
@@ -201,9 +274,9 @@ def _env(p: argparse.ArgumentParser) -> None:
 
 
 def _store(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lock-bucket-name", metavar="BUCKET",
+    p.add_argument("--lock-bucket-name", metavar="BUCKET", type=_bucket,
                    help="S3 bucket holding ENV.lock and the run records (default: local --state-dir)")
-    p.add_argument("--state-dir", default=".abfsm", metavar="DIR",
+    p.add_argument("--state-dir", default=".abfsm", metavar="DIR", type=_state_dir,
                    help="local lock and run records when no bucket is given (default: .abfsm)")
 
 
@@ -211,6 +284,28 @@ def _logging(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-format", choices=("auto", "console", "json"), default="auto",
                    help="console on a terminal, JSON lines otherwise (default: auto)")
     p.add_argument("--verbose", action="store_true", help="per-poll detail and every AWS call")
+
+
+def _notify(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("notifications (never fail or stall the run)")
+    g.add_argument("--notify", action="append", default=[], metavar="SINK",
+                   help="also tell SINK (repeatable; adds to ABFSM_NOTIFY): slack:URL, webhook:URL, "
+                        "sns:TOPIC_ARN, events:BUS, logs:GROUP[:STREAM], syslog:udp://HOST:PORT, "
+                        "syslog:tcp://HOST:PORT, syslog:unix:///dev/log")
+    g.add_argument("--notify-on", metavar="EVENTS",
+                   help="comma-separated log events for slack/webhook/sns/events sinks "
+                        "(default: run.started,state.failed,run.finished)")
+    g.add_argument("--notify-create", action="store_true",
+                   help="create a logs: sink's log group if it is missing")
+
+
+def _notify_specs(args: argparse.Namespace) -> list[Any]:
+    """The --notify sinks (after ABFSM_NOTIFY's), checked; [] for commands without them."""
+    if not hasattr(args, "notify"):
+        return []
+    from abfsm.notify import parse_sinks
+
+    return parse_sinks(args.notify, os.environ.get("ABFSM_NOTIFY"))
 
 
 def _conn(p: argparse.ArgumentParser) -> None:
@@ -235,6 +330,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UsageError("--zero takes no --clean-up / --instance-count-match")
     if len(set(get("alarm", []) or [])) > 100:
         raise UsageError("--alarm: at most 100 alarms (one DescribeAlarms call reads them all)")
+    sinks = _notify_specs(args)
+    notify_on: list[str] = []
+    if hasattr(args, "notify"):
+        from abfsm.log_schema import EVENTS
+        from abfsm.notify import parse_events
+
+        notify_on = parse_events(get("notify_on"), frozenset(EVENTS))
     return Settings(
         environment=args.environment,
         elb_names=list(dict.fromkeys(get("elb_name", []) or [])),
@@ -263,6 +365,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         region=get("region"),
         endpoint_url=get("endpoint_url"),
         profile=get("profile"),
+        notify=[s.redacted for s in sinks],  # never the targets themselves: they can be secrets
+        notify_on=notify_on,
+        notify_create=bool(get("notify_create")),
     )
 
 
@@ -307,18 +412,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(globals()["_cmd_" + args.command](args))
     except AbfsmError as exc:
-        sys.stderr.write(f"abfsm {args.command}: {exc}\n")
+        _say(f"abfsm {args.command}: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write(f"abfsm {args.command}: interrupted\n")
+        _say(f"abfsm {args.command}: interrupted\n")
         return 130
 
 
 def _install_signals(clock: Any) -> None:
+    """SIGINT/SIGTERM ask the run to stop: between polls the clock's sleep wakes at once; during
+    an AWS call (botocore's retries and back-off included) the handler raises there and then,
+    which `aws._call.call` turns into Interrupted. A second signal stops at once, anywhere."""
+    from abfsm.clock import in_blocking_call
+
     def handler(signum: int, _frame: Any) -> None:
         if clock.stop_reason:  # second signal: stop now
             raise KeyboardInterrupt
-        clock.request_stop(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        clock.request_stop(name)
+        if in_blocking_call():
+            raise KeyboardInterrupt(f"stopped by {name}")
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
@@ -327,9 +440,9 @@ def _install_signals(clock: Any) -> None:
 def _report(outcome: Any, fmt: str) -> int:
     """The final one-liner on stderr (the console summary already said it on a terminal)."""
     if outcome.exit_code and fmt == "json" and outcome.message:
-        sys.stderr.write(f"abfsm: {outcome.message}\n")
+        _say(f"abfsm: {outcome.message}\n")
         if outcome.lock.startswith("held"):
-            sys.stderr.write(f"abfsm: lock {outcome.lock}; {outcome.next[0]}\n")
+            _say(f"abfsm: lock {outcome.lock}; {outcome.next[0]}\n")
     return int(outcome.exit_code)
 
 
@@ -342,7 +455,11 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     fmt = log.configure(settings.log_format, verbose=settings.verbose)
     clock = clock_from_env()
     _install_signals(clock)
-    return _report(runner.deploy(settings, clock=clock, spec=spec, render_next=next_command), fmt)
+    notifier = _start_notifier(args, settings)
+    try:
+        return _report(runner.deploy(settings, clock=clock, spec=spec, render_next=next_command), fmt)
+    finally:
+        _stop_notifier(notifier)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -359,24 +476,77 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     _install_signals(clock)
     overrides = {"update_timeout": args.update_timeout,
                  "health_check_timeout": args.health_check_timeout}
-    return _report(runner.resume(settings, from_state=args.from_state, force=args.force,
-                                 clock=clock, overrides=overrides, render_next=next_command), fmt)
+    notifier = _start_notifier(args, settings)
+    try:
+        return _report(runner.resume(settings, from_state=args.from_state, force=args.force,
+                                     clock=clock, overrides=overrides, render_next=next_command),
+                       fmt)
+    finally:
+        _stop_notifier(notifier)
+
+
+def _start_notifier(args: argparse.Namespace, settings: Settings) -> Any:
+    """The --notify sinks, running behind a log tap (none for a dry run: it sends nothing)."""
+    specs = _notify_specs(args)
+    if not specs or settings.dry_run:
+        return None
+    from abfsm import log
+    from abfsm.clock import SystemClock
+    from abfsm.notify.build import start
+
+    # Its own clock: a stop request (SIGINT) ends the run, not the delivery of its outcome.
+    notifier = start(specs, events=settings.notify_on, clock=SystemClock(),
+                     secret=os.environ.get("ABFSM_WEBHOOK_SECRET") or None,
+                     create=settings.notify_create, region=settings.region,
+                     endpoint_url=settings.endpoint_url, profile=settings.profile)
+    log.add_tap(notifier.tap)
+    return notifier
+
+
+def _stop_notifier(notifier: Any) -> None:
+    """Flush run.finished within the notifier's bound; never raises, never sets the exit code."""
+    if notifier is None:
+        return
+    from abfsm import log
+
+    notifier.close()
+    log.remove_tap(notifier.tap)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from abfsm import admin, log
+    from abfsm import admin
 
-    log.configure("auto", stream=sys.stderr)  # stdout is the report (JSON with --format json)
-    sys.stdout.write(admin.status(settings_from(args), fmt=args.format))
+    _admin_logging(args)
+    _say(admin.status(settings_from(args), fmt=args.format), sys.stdout)
     return 0
 
 
 def _cmd_unlock(args: argparse.Namespace) -> int:
     from abfsm import admin, log
+    from abfsm.clock import SystemClock
+    from abfsm.runner import make_lock, services_for
 
-    log.configure("auto", stream=sys.stderr)  # the DeleteObject audit line; stdout says what went
-    sys.stdout.write(admin.unlock(settings_from(args), run_id=args.run_id, force=args.force))
+    settings = settings_from(args)
+    _admin_logging(args)
+    services = services_for(settings)
+    if args.run_id:
+        log.bind(run_id=args.run_id)
+    else:  # --force: bind the run it removes, if abfsm wrote the lock (a freeze is no run)
+        holder = make_lock(settings, services, SystemClock()).holder()
+        if holder is not None and holder.record is not None:
+            log.bind(run_id=holder.record.run_id)
+    _say(admin.unlock(settings, run_id=args.run_id, force=args.force, services=services),
+         sys.stdout)
     return 0
+
+
+def _admin_logging(args: argparse.Namespace) -> None:
+    """status / unlock / graph: stdout is the report, so log lines go to stderr, console style."""
+    from abfsm import log
+
+    log.configure("console", stream=sys.stderr)
+    if getattr(args, "environment", None):
+        log.bind(env=args.environment)
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
@@ -388,12 +558,12 @@ def _cmd_reject(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace, decision: str) -> int:
-    from abfsm import log, runner
+    from abfsm import runner
     from abfsm.actions.approval import approve_command, decide
     from abfsm.clock import clock_from_env
 
     settings = settings_from(args)
-    log.configure("auto", stream=sys.stderr)  # the PutObject audit line; stdout says what was decided
+    _admin_logging(args)  # the PutObject audit line goes to stderr; stdout says what was decided
     clock = clock_from_env()
     lock = runner.make_lock(settings, runner.services_for(settings), clock)
     doc = decide(lock, clock, decision, args.reason)
@@ -408,6 +578,7 @@ def _decide(args: argparse.Namespace, decision: str) -> int:
 def _cmd_graph(args: argparse.Namespace) -> int:
     from abfsm import graph
 
+    _admin_logging(args)
     return graph.command(args)
 
 
@@ -415,4 +586,5 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from abfsm import demo, log
 
     fmt = log.configure(args.log_format, verbose=args.verbose)
-    return _report(demo.run(step=args.instance_count_step, log_format=fmt, verbose=args.verbose), fmt)
+    return _report(demo.run(step=args.instance_count_step, log_format=fmt, verbose=args.verbose,
+                            fast=args.fast), fmt)

@@ -41,6 +41,11 @@ class Settings:
     region: str | None = None
     endpoint_url: str | None = None
     profile: str | None = None
+    # --notify sinks, each as kind:redacted-target (the real targets are never stored),
+    # the events the chat-like sinks get, and whether a missing log group is created.
+    notify: list[str] = field(default_factory=list)
+    notify_on: list[str] = field(default_factory=list)
+    notify_create: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

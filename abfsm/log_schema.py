@@ -32,8 +32,9 @@ COMMON: dict[str, str] = {
     "env": "str",
 }
 
-# Events logged before any run exists (the demo's set-up): no run_id / env yet.
-RUNLESS = frozenset({"demo.ready"})
+# Events that may be logged before any run exists, without run_id / env: none. Every line
+# names its run (the demo binds its run before setting up; unlock binds the run it removes).
+RUNLESS: frozenset[str] = frozenset()
 
 EVENTS: dict[str, dict[str, Any]] = {
     "run.started": {
@@ -69,8 +70,8 @@ EVENTS: dict[str, dict[str, Any]] = {
     },
     "inspect.min_size": {
         "level": "warning",
-        "doc": "the target ASG's MinSize is above the first step: scale lowers it to the step "
-               "and raises it again with the steps, up to `restored_to`",
+        "doc": "the target ASG had MinSize above 0 (it is emptied first): each scale step sets "
+               "MinSize to min(MinSize, the step), restoring it to `restored_to`",
         "required": {"asg": "str", "min_size": "int", "first_step": "int", "restored_to": "int"},
     },
     "plan": {
@@ -238,10 +239,18 @@ EVENTS: dict[str, dict[str, Any]] = {
         # resources (asg:target, asg:active, ...) the states run declare mutating calls on.
         "optional": {"description": "str", "changed": "list[str]"},
     },
+    "notify.failed": {
+        "level": "warning",
+        "doc": "a --notify sink could not be reached (logged once per sink; the run goes on, "
+               "its exit code unchanged); `target` is redacted",
+        "required": {"sink": "str", "target": "str", "reason": "str"},
+    },
     "demo.ready": {
         "level": "info",
         "doc": "abfsm demo: the emulator and its environment are up",
         "required": {"endpoint": "str", "created": "object", "before": "object"},
+        # the world model's figures (scale, boot_s, health_check_s, draining_s); null: --fast
+        "optional": {"world": "object|null"},
     },
     "demo.after": {
         "level": "info",

@@ -111,8 +111,11 @@ def spec_identity(settings: Settings, spec: Spec) -> dict[str, Any]:
 
 def deploy(settings: Settings, *, services: Services | None = None,
            clock: Clock | None = None, spec: Spec | None = None,
-           render_next: RenderNext = plain_next) -> Outcome:
-    """Run a deployment from the spec's initial state to a final state."""
+           render_next: RenderNext = plain_next, run_id: str | None = None) -> Outcome:
+    """Run a deployment from the spec's initial state to a final state.
+
+    `run_id`: the id to run under, when the caller logged about the run before it started
+    (abfsm demo); a new one otherwise."""
     spec = spec or prepare(settings)  # validated in full before any AWS call
     check_flags(settings, spec)
     clock = clock or SystemClock()
@@ -120,7 +123,8 @@ def deploy(settings: Settings, *, services: Services | None = None,
         services = services_for(settings)
         services.preflight()  # profile and region resolved before any state runs
     lock = make_lock(settings, services, clock)
-    record = new_record(settings.environment, spec.version, spec.initial, settings.to_dict(), clock)
+    record = new_record(settings.environment, spec.version, spec.initial, settings.to_dict(), clock,
+                        run_id)
     record.spec = spec_identity(settings, spec)
     run = Run(settings=settings, plan=Plan(), aws=services, clock=clock, lock=lock,
               record=record, spec=spec)
@@ -176,7 +180,8 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
     # Decisions are kept; observations are re-read (the ASG may have replaced instances).
     plan.instance_ids = []
     # Keep how this invocation logs and connects; everything else comes from the record.
-    for key in ("log_format", "verbose", "region", "endpoint_url", "profile"):
+    for key in ("log_format", "verbose", "region", "endpoint_url", "profile",
+                "notify", "notify_on", "notify_create"):
         setattr(saved_settings, key, getattr(settings, key))
     if explicit_spec:
         saved_settings.spec = settings.spec

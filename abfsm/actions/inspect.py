@@ -69,7 +69,7 @@ def inspect(run: Run) -> str:
     if plan.raise_max_to:
         run.log.warning("inspect.raise_max", asg=plan.target, max_size=plan.target_max,
                         raise_to=plan.raise_max_to)
-    if plan.target and plan.steps and plan.target_min > plan.steps[0]:
+    if plan.target and plan.target_min > 0:
         run.log.warning("inspect.min_size", asg=plan.target, min_size=plan.target_min,
                         first_step=plan.steps[0],
                         restored_to=min(plan.target_min, plan.target_count))
@@ -245,9 +245,9 @@ def plan_lines(run: Run, trigger: str, groups: dict[str, Group]) -> list[str]:
         lines.append(f"empty first   {plan.empty_first} (zeroed and waited for before filling)")
     if plan.raise_max_to:
         lines.append(f"max size      {plan.target} MaxSize {plan.target_max} -> {plan.raise_max_to}")
-    if plan.target and plan.steps and plan.target_min > plan.steps[0]:
-        lines.append(f"min size      {plan.target} MinSize {plan.target_min} lowered to the first "
-                     f"step, back to {min(plan.target_min, plan.target_count)} with the steps")
+    if plan.target and plan.target_min > 0:
+        lines.append(f"min size      {plan.target} MinSize {plan.target_min}: set to each step's "
+                     f"capacity up to {min(plan.target_min, plan.target_count)} (restored)")
     if plan.target:
         lbs = plan.load_balancers + [short_lb(t) for t in plan.target_groups]
         shown = ", ".join(lbs) if lbs else "no load balancer"

@@ -2,10 +2,14 @@
 
 Absolute, not incremental: re-running the state (resume) never adds capacity twice, and no
 desired capacity above the target count is ever sent. MaxSize is raised in the same call
-when the count needs it (decided and logged in inspect). A target whose MinSize is above the
-first step gets MinSize lowered to the step (AWS refuses a desired capacity below MinSize)
-and raised again with each step, back to its original value once the steps reach it (to
-the target count if that is smaller); inspect logs it (`inspect.min_size`).
+when the count needs it (decided and logged in inspect).
+
+MinSize: a target ASG with desired capacity 0 has MinSize 0 (AWS keeps desired >= min). One
+that had MinSize above 0 at inspect was populated and is emptied first (--single-asg,
+--clean-up), which sets its MinSize to 0. Each step then sends MinSize = min(that MinSize,
+the step's desired capacity): never above the desired capacity (AWS would refuse it), and
+restored to the value inspect saw once the steps reach it (to the target count if that is
+smaller). Inspect logs it (`inspect.min_size`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ def step_params(plan: Plan, index: int) -> dict[str, Any]:
     """The UpdateAutoScalingGroup parameters of step `index`: for the real call and the plan."""
     want = plan.steps[index]
     max_size = plan.raise_max_to if plan.raise_max_to and plan.raise_max_to > plan.target_max else None
-    min_size = min(plan.target_min, want) if plan.steps and plan.target_min > plan.steps[0] else None
+    min_size = min(plan.target_min, want) if plan.target_min > 0 else None
     return update_params(plan.target or "", desired=want, min_size=min_size, max_size=max_size)
 
 

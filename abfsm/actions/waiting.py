@@ -14,6 +14,7 @@ from typing import Any
 from abfsm.actions import alarms as alarm_gate
 from abfsm.actions.base import Run
 from abfsm.errors import StateFailed, WaitTimeout
+from abfsm.log import not_ready_text
 
 
 @dataclass(frozen=True)
@@ -91,15 +92,5 @@ def _logged(run: Run, poll: int, progress: Progress, elapsed: float, remaining: 
 
 
 def _not_ready_tail(not_ready: list[dict[str, Any]], limit: int = 8) -> str:
-    if not not_ready:
-        return ""
-    parts = []
-    for item in not_ready[:limit]:
-        text = f"{item['id']} {item['state']}"
-        if item.get("lb"):
-            text += f" in {item['lb']}"
-        if item.get("reason"):
-            text += f" ({item['reason']})"
-        parts.append(text)
-    more = f", +{len(not_ready) - limit} more" if len(not_ready) > limit else ""
-    return "; " + ", ".join(parts) + more
+    """`; qa-public: 4 OutOfService (Instance: i-1, i-2, i-3, i-4)`: grouped, not one per id."""
+    return "; " + not_ready_text(not_ready, limit) if not_ready else ""
