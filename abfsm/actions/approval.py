@@ -121,6 +121,10 @@ def _take(run: Run, doc: Mapping[str, Any]) -> str:
     run.log.info("approval.decided", state=run.state, decision=decision,
                  by=str(doc.get("decided_by") or "?"), at=str(doc.get("decided_at") or ""),
                  reason=doc.get("reason"))
+    if decision == REJECTED:
+        why = f": {doc['reason']}" if doc.get("reason") else ""
+        run.said_no(f"{run.state}: rejected by {doc.get('decided_by')} at "
+                    f"{doc.get('decided_at')}{why}")
     return decision
 
 
