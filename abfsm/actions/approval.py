@@ -105,7 +105,8 @@ def approval(run: Run) -> str:
         if decided:
             seen.update(got)  # type: ignore[arg-type]
         return Progress(ready=int(decided), total=1, done=decided, summary="no decision",
-                        not_ready=[] if decided else [{"id": "approval:", "state": command}],
+                        not_ready=[] if decided else [{"id": f"approval: {command}",
+                                                        "state": "(no decision yet)"}],
                         what="decision")
 
     wait_until(run, check)  # a timeout fails the state
