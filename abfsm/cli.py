@@ -17,7 +17,8 @@ from abfsm import __version__
 from abfsm.context import Settings
 from abfsm.errors import EXIT_USAGE, AbfsmError, UsageError
 
-COMMANDS = ("deploy", "resume", "status", "unlock", "graph", "demo")
+COMMANDS = ("deploy", "resume", "status", "unlock", "graph", "demo", "iam-policy")
+COMMANDS_IAM = ("deploy", "resume", "status", "unlock", "approve", "all")
 _ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,200}$")
 
 
@@ -56,6 +57,20 @@ def _environment(text: str) -> str:
     return text
 
 
+def _environment_pattern(text: str) -> str:
+    if not _ENV_RE.match(text.replace("*", "x").replace("?", "x")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a usable environment name or pattern (letters, digits, . _ - : / "
+            "and the wildcards * ?)")
+    return text
+
+
+def _account_id(text: str) -> str:
+    if not re.fullmatch(r"\d{12}", text):
+        raise argparse.ArgumentTypeError(f"must be a 12-digit AWS account id, got {text!r}")
+    return text
+
+
 def _target_group(text: str) -> str:
     if not text.startswith("arn:") or ":targetgroup/" not in text:
         raise argparse.ArgumentTypeError(f"must be a target group ARN "
@@ -75,40 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = sub.add_parser("deploy", help="run an A/B deployment (or --zero, --single-asg, --dry-run)",
                             description="Run an A/B deployment of ENV-a / ENV-b.")
     _env(deploy)
-    g = deploy.add_argument_group("what to deploy (the original deploy.py flags)")
-    g.add_argument("--elb-name", action="append", default=[], metavar="NAME",
-                   help="classic ELB the ASGs are linked to (repeatable; default: discovered "
-                        "from the target ASG's attachments)")
-    g.add_argument("--target-group-arn", action="append", default=[], type=_target_group,
-                   metavar="ARN", help="ALB/NLB target group to wait for (repeatable)")
-    g.add_argument("--no-elb-check", action="store_true",
-                   help="do not wait for any load balancer (e.g. a jMeter ASG)")
-    g.add_argument("--single-asg", action="store_true",
-                   help="refresh the one ASG named ENV (no -a/-b): drain it if populated, then fill it")
-    g.add_argument("--dry-run", action="store_true",
-                   help="read only: print the plan and the calls it would make; change nothing")
-    g.add_argument("--zero", action="store_true", help="zero the currently active ASG")
-    g.add_argument("--instance-count", type=_count, default=None, metavar="N",
-                   help="instances in the new ASG (default: 8)")
-    g.add_argument("--instance-count-match", action="store_true",
-                   help="match the new ASG's count to the active ASG's desired capacity")
-    g.add_argument("--instance-count-step", type=_count, default=None, metavar="N",
-                   help="scale up N instances at a time, waiting for each step (default: all at once)")
-    g.add_argument("--update-timeout", type=_seconds, default=30.0, metavar="S",
-                   help="seconds between polls while waiting (default: 30)")
-    g.add_argument("--health-check-timeout", type=_seconds, default=600.0, metavar="S",
-                   help="seconds each wait may take before the run fails (default: 600)")
-    g.add_argument("--clean-up", action="store_true",
-                   help="if both ASGs have instances, zero the one serving fewer healthy "
-                        "instances first (dangerous; a tie is refused)")
-    g.add_argument("--rollback-on-failure", action="store_true",
-                   help="if scaling or a wait fails, scale the new ASG back to 0 and release the lock")
-    g.add_argument("--wait-for-scale-down", action="store_true",
-                   help="wait until the old ASG is empty and its targets deregistered")
-    _store(deploy)
-    _logging(deploy)
-    _conn(deploy)
-    deploy.add_argument("--spec", metavar="FILE", help="state machine spec (default: the packaged states.yaml)")
+    _deploy_flags(deploy)
+
+    iam = sub.add_parser("iam-policy", help="print the least-privilege IAM policy of a deploy "
+                                            "configuration (no AWS call)",
+                         description="Print the IAM policy document the given deploy flags (and "
+                                     "--command) need: exactly the actions it can call, scoped "
+                                     "where AWS allows. Makes no AWS call.")
+    iam.add_argument("--environment", required=True, type=_environment_pattern, metavar="ENV",
+                     help="the environment, or a pattern (qa-*) for one policy covering several")
+    _deploy_flags(iam)
+    iam.add_argument("--command", dest="iam_command", choices=COMMANDS_IAM, default="deploy",
+                     help="which abfsm command the policy is for (default: deploy; all: every one)")
+    iam.add_argument("--format", choices=("json", "annotated"), default="json",
+                     help="json: the document; annotated: with // comments on who needs what, why")
+    iam.add_argument("--account-id", type=_account_id, metavar="ID",
+                     help="the AWS account in the ARNs (default: *)")
 
     resume = sub.add_parser("resume", help="carry on a failed or interrupted run from a named state",
                             description="Re-enter a run's state with its saved context, same run_id and lock.")
@@ -150,6 +147,44 @@ def build_parser() -> argparse.ArgumentParser:
                       help="step size of the demo deployment (default: 1)")
     _logging(demo)
     return parser
+
+
+def _deploy_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of `abfsm deploy` (also taken by `abfsm iam-policy`)."""
+    g = p.add_argument_group("what to deploy (the original deploy.py flags)")
+    g.add_argument("--elb-name", action="append", default=[], metavar="NAME",
+                   help="classic ELB the ASGs are linked to (repeatable; default: discovered "
+                        "from the target ASG's attachments)")
+    g.add_argument("--target-group-arn", action="append", default=[], type=_target_group,
+                   metavar="ARN", help="ALB/NLB target group to wait for (repeatable)")
+    g.add_argument("--no-elb-check", action="store_true",
+                   help="do not wait for any load balancer (e.g. a jMeter ASG)")
+    g.add_argument("--single-asg", action="store_true",
+                   help="refresh the one ASG named ENV (no -a/-b): drain it if populated, then fill it")
+    g.add_argument("--dry-run", action="store_true",
+                   help="read only: print the plan and the calls it would make; change nothing")
+    g.add_argument("--zero", action="store_true", help="zero the currently active ASG")
+    g.add_argument("--instance-count", type=_count, default=None, metavar="N",
+                   help="instances in the new ASG (default: 8)")
+    g.add_argument("--instance-count-match", action="store_true",
+                   help="match the new ASG's count to the active ASG's desired capacity")
+    g.add_argument("--instance-count-step", type=_count, default=None, metavar="N",
+                   help="scale up N instances at a time, waiting for each step (default: all at once)")
+    g.add_argument("--update-timeout", type=_seconds, default=30.0, metavar="S",
+                   help="seconds between polls while waiting (default: 30)")
+    g.add_argument("--health-check-timeout", type=_seconds, default=600.0, metavar="S",
+                   help="seconds each wait may take before the run fails (default: 600)")
+    g.add_argument("--clean-up", action="store_true",
+                   help="if both ASGs have instances, zero the one serving fewer healthy "
+                        "instances first (dangerous; a tie is refused)")
+    g.add_argument("--rollback-on-failure", action="store_true",
+                   help="if scaling or a wait fails, scale the new ASG back to 0 and release the lock")
+    g.add_argument("--wait-for-scale-down", action="store_true",
+                   help="wait until the old ASG is empty and its targets deregistered")
+    _store(p)
+    _logging(p)
+    _conn(p)
+    p.add_argument("--spec", metavar="FILE", help="state machine spec (default: the packaged states.yaml)")
 
 
 def _env(p: argparse.ArgumentParser) -> None:
@@ -232,9 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(globals()["_cmd_" + args.command](args))
+        return int(globals()["_cmd_" + args.command.replace("-", "_")](args))
     except AbfsmError as exc:
         sys.stderr.write(f"abfsm {args.command}: {exc}\n")
+        _iam_hint(exc, args)
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write(f"abfsm {args.command}: interrupted\n")
@@ -251,13 +287,74 @@ def _install_signals(clock: Any) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _report(outcome: Any, fmt: str) -> int:
+def _report(outcome: Any, fmt: str, args: argparse.Namespace | None = None) -> int:
     """The final one-liner on stderr (the console summary already said it on a terminal)."""
     if outcome.exit_code and fmt == "json" and outcome.message:
         sys.stderr.write(f"abfsm: {outcome.message}\n")
         if outcome.lock.startswith("held"):
             sys.stderr.write(f"abfsm: lock {outcome.lock}; {outcome.next[0]}\n")
+    if args is not None and outcome.error is not None:
+        saved = outcome.record.settings if outcome.record is not None else None
+        _iam_hint(outcome.error, args, saved)
     return int(outcome.exit_code)
+
+
+# Settings that never change the IAM policy: left out of the iam-policy command a denial names.
+_NOT_IN_POLICY = {"log_format", "verbose", "state_dir", "endpoint_url", "profile",
+                  "update_timeout", "health_check_timeout", "instance_count",
+                  "instance_count_step", "instance_count_match", "spec"}
+
+
+def _iam_hint(exc: BaseException, args: argparse.Namespace,
+              saved: dict[str, Any] | None = None) -> None:
+    """After an AccessDenied: name the refused IAM action and resource and the command that
+    prints the policy this run needs."""
+    from abfsm.errors import AccessDenied
+
+    if not isinstance(exc, AccessDenied):
+        return
+    from abfsm import iam
+
+    try:
+        settings = Settings.from_dict(saved) if saved else settings_from(args)
+    except UsageError:
+        return
+    action, resource = iam.refused(exc, settings.region)
+    command = args.command if args.command in COMMANDS_IAM else "deploy"
+    sys.stderr.write(f"abfsm: AWS refused {action} on {resource}; the policy this needs: "
+                     f"{iam_policy_command(settings, command)}\n")
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for act in parser._actions:
+        if isinstance(act, argparse._SubParsersAction):
+            return act.choices[name]  # type: ignore[no-any-return]
+    raise KeyError(name)
+
+
+def iam_policy_command(settings: Settings, command: str = "deploy") -> str:
+    """The `abfsm iam-policy ...` command line printing the policy of `settings`."""
+    iam = _subparser(build_parser(), "iam-policy")
+    defaults = Settings(environment=settings.environment)
+    words = ["abfsm", "iam-policy"]
+    for act in iam._actions:
+        dest, flag = act.dest, (act.option_strings or [""])[-1]
+        field = dest if hasattr(settings, dest) else dest + "s"
+        if not flag or field in _NOT_IN_POLICY or not hasattr(settings, field):
+            continue
+        value = getattr(settings, field)
+        if value == getattr(defaults, field) and field != "environment":
+            continue
+        if isinstance(value, bool):
+            words.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                words += [flag, str(item)]
+        elif value is not None:
+            words += [flag, str(value)]
+    if command != "deploy":
+        words += ["--command", command]
+    return " ".join(words)
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
@@ -269,7 +366,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     fmt = log.configure(settings.log_format, verbose=settings.verbose)
     clock = clock_from_env()
     _install_signals(clock)
-    return _report(runner.deploy(settings, clock=clock), fmt)
+    return _report(runner.deploy(settings, clock=clock), fmt, args)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -281,7 +378,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     clock = clock_from_env()
     _install_signals(clock)
     return _report(runner.resume(settings, from_state=args.from_state, force=args.force,
-                                 clock=clock), fmt)
+                                 clock=clock), fmt, args)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -297,6 +394,16 @@ def _cmd_unlock(args: argparse.Namespace) -> int:
 
     log.configure("auto", stream=sys.stderr)  # the DeleteObject audit line; stdout says what went
     sys.stdout.write(admin.unlock(settings_from(args), run_id=args.run_id, force=args.force))
+    return 0
+
+
+def _cmd_iam_policy(args: argparse.Namespace) -> int:
+    from abfsm import iam
+
+    settings = settings_from(args)  # the deploy's own checks: exit 2, no AWS call
+    spec = iam.load(settings)  # a bad spec exits 2 as it does for deploy
+    grants = iam.grants(spec, settings, args.iam_command, args.account_id)
+    sys.stdout.write(iam.render(grants, args.format))
     return 0
 
 

@@ -38,6 +38,7 @@ class Outcome:
     path: list[dict[str, Any]] = field(default_factory=list)
     lock: str = ""  # what became of the lock (held by this run: WHERE / released / ...)
     next: list[str] = field(default_factory=list)  # commands an operator can run now
+    error: BaseException | None = None  # what failed the run (the CLI adds hints for some)
 
 
 def load(settings: Settings) -> Spec:
@@ -262,7 +263,7 @@ def _finish(run: Run, exit_code: int, status: str, path: list[dict[str, Any]], s
         active_count=plan.active_count, target_count=plan.target_count,
         lock=lock_state, next=next_steps, dry_run=settings.dry_run,
     )
-    return Outcome(exit_code, status, message, record, path, lock_state, next_steps)
+    return Outcome(exit_code, status, message, record, path, lock_state, next_steps, error)
 
 
 def _next_steps(run: Run, status: str, error: BaseException | None = None) -> list[str]:
