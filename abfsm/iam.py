@@ -373,7 +373,8 @@ def refused(exc: AccessDenied, region: str | None = None, account: str | None = 
     elif "TargetGroupArn" in p:
         arn = str(p["TargetGroupArn"])
     elif "LoadBalancerName" in p:
-        arn = f"loadbalancer/{p['LoadBalancerName']}"
+        arn = f"arn:aws:elasticloadbalancing:{where.region}:{where.account}:loadbalancer/" \
+              f"{p['LoadBalancerName']}"
     else:
         arn = "*"
     return action, arn

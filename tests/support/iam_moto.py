@@ -77,14 +77,21 @@ class Enforced:
     """Inside mock_aws: an admin user for the test's own calls and USER holding one policy."""
 
     def __init__(self, make: Callable[[str], Any]) -> None:
+        import boto3
+
         self._admin_keys = _keys(make("iam"), "test-admin", ADMIN_POLICY)
         self._user_keys = _keys(make("iam"), USER, None)
         self.document: dict[str, Any] = {}
+        # Clients are made once: building one costs more than a run's calls.
+        self._admin_session = boto3.Session(region_name=REGION, **self._admin_keys)
+        self._admin: dict[str, Any] = {}
+        self._services = connect(region=REGION, session=boto3.Session(region_name=REGION,
+                                                                       **self._user_keys))
 
     def admin(self, service: str) -> Any:
-        import boto3
-
-        return boto3.client(service, region_name=REGION, **self._admin_keys)
+        if service not in self._admin:
+            self._admin[service] = self._admin_session.client(service)
+        return self._admin[service]
 
     def set_policy(self, document: dict[str, Any]) -> None:
         """USER's only policy becomes `document` as moto can check it (see widened)."""
@@ -98,7 +105,8 @@ class Enforced:
                                PolicyDocument=json.dumps(self.document))
 
     def services(self) -> Services:
-        return connect(region=REGION, credentials=dict(self._user_keys))
+        """abfsm's adapters with USER's keys (one set for every run: they keep no state)."""
+        return self._services
 
 
 @contextmanager
@@ -366,23 +374,31 @@ def lab(tmp: Path) -> Iterator[Lab]:
     with mock_aws():
         import boto3
 
+        session = boto3.Session(region_name=REGION)
+        clients: dict[str, Any] = {}
+
         def make(service: str) -> Any:
-            return boto3.client(service, region_name=REGION)
+            if service not in clients:
+                clients[service] = session.client(service)
+            return clients[service]
 
         make("s3").create_bucket(Bucket=BUCKET)
         yield Lab(make, tmp)
 
 
 def main() -> int:
+    import logging
     import tempfile
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
 
     print("| mode | action removed | scenario | refused call → result |")
     print("|---|---|---|---|")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, lab(Path(tmp)) as the_lab:
         for mode in MODES:
-            with lab(Path(tmp)) as the_lab:
-                rows = the_lab.minimality(mode)
-            for action, scenario, result in rows:
+            for action, scenario, result in the_lab.minimality(mode):
                 print(f"| {mode.name} | `{action}` | {scenario} | {result} |")
     return 0
 
