@@ -20,7 +20,7 @@ from abfsm.actions import ACTIONS
 from abfsm.actions.base import AwsCall
 from abfsm.context import Settings
 from abfsm.errors import AccessDenied
-from abfsm.spec import Spec, load_spec
+from abfsm.spec import Spec
 
 VERSION = "2012-10-17"
 COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "all")
@@ -128,7 +128,10 @@ def iam_action(service: str, api: str) -> str:
 
 
 def load(settings: Settings) -> Spec:
-    return load_spec(settings.spec, ACTIONS)
+    """The spec and the flags checked against it exactly as deploy checks them (exit 2)."""
+    from abfsm.runner import prepare
+
+    return prepare(settings)
 
 
 # -- which states a configuration can reach ---------------------------------------------------

@@ -8,7 +8,7 @@ balancer of the plan (target groups: draining -> gone), within --health-check-ti
 
 from __future__ import annotations
 
-from abfsm.actions.asg_empty import wait_empty, zero_asg
+from abfsm.actions.asg_empty import planned_zero, wait_empty, zero_asg
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,12 +24,21 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
     return calls
 
 
-@action({"drained"}, requires=("mode",), calls=_calls,
+def _old(run: Run) -> str | None:
+    plan = run.plan
+    return plan.active if plan.active and plan.active != plan.target else None
+
+
+def _planned(run: Run) -> tuple[str, list[str]]:
+    return "drained", planned_zero(_old(run))
+
+
+@action({"drained"}, requires=("mode",), calls=_calls, planner=_planned,
         doc="set the old ASG's MinSize and DesiredCapacity to 0 (with --wait-for-scale-down, "
             "wait until it is empty and deregistered)")
 def drain(run: Run) -> str:
     plan = run.plan
-    old = plan.active if plan.active and plan.active != plan.target else None
+    old = _old(run)
     if old is None:
         run.log.info("drain.nothing", reason="no old ASG to drain")
         return "drained"

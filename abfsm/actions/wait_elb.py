@@ -24,7 +24,7 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
     return [*lb_health_calls(settings), describe_asg("asg:target")]  # the ASG: only on resume
 
 
-@action({"healthy"}, requires=("target",), calls=_calls,
+@action({"healthy"}, requires=("target",), calls=_calls, planner=lambda run: ("healthy", []),
         doc="poll until every new instance is InService in each classic ELB and healthy in "
             "each target group")
 def wait_elb(run: Run) -> str:
