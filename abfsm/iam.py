@@ -38,6 +38,11 @@ _ELB = _REF + "list_elasticloadbalancing.html"
 _ELBV2 = _REF + "list_elasticloadbalancingv2.html"
 _S3 = _REF + "list_amazons3.html"
 _CLOUDWATCH = _REF + "list_amazoncloudwatch.html"
+_EC2 = _REF + "list_amazonec2.html"
+_SNS = _REF + "list_amazonsns.html"
+_EVENTS = _REF + "list_amazoneventbridge.html"
+_LOGS = _REF + "list_amazoncloudwatchlogs.html"
+_IAM = _REF + "list_awsidentityandaccessmanagementiam.html"
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ _ASG_ARN = ("arn:${Partition}:autoscaling:${Region}:${Account}:autoScalingGroup:
 _OBJECT_ARN = "arn:${Partition}:s3:::${BucketName}/${ObjectName}"
 _BUCKET_ARN = "arn:${Partition}:s3:::${BucketName}"
 _ALARM_ARN = "arn:${Partition}:cloudwatch:${Region}:${Account}:alarm:${AlarmName}"
+_LAUNCH_TEMPLATE_ARN = "arn:${Partition}:ec2:${Region}:${Account}:launch-template/${LaunchTemplateId}"
+_LOG_GROUP_ARN = "arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}"
 
 # IAM action -> what AWS allows to scope it to, with the page that says so.
 SCOPES: dict[str, Scope] = {
@@ -68,6 +75,23 @@ SCOPES: dict[str, Scope] = {
     "s3:DeleteObject": Scope(_S3, "object", _OBJECT_ARN),
     "s3:ListBucket": Scope(_S3, "bucket", _BUCKET_ARN, ("s3:prefix",)),
     "cloudwatch:DescribeAlarms": Scope(_CLOUDWATCH, "alarm", _ALARM_ARN),
+    # Calls of features on their way (gates, launch template versions, suspended processes,
+    # notification sinks): looked up now, so a new declaration finds its scope here.
+    "autoscaling:ResumeProcesses": Scope(_AUTOSCALING, "autoScalingGroup", _ASG_ARN),
+    "autoscaling:SuspendProcesses": Scope(_AUTOSCALING, "autoScalingGroup", _ASG_ARN),
+    "ec2:DescribeInstances": Scope(_EC2),
+    "ec2:DescribeLaunchTemplateVersions": Scope(_EC2),
+    "ec2:CreateLaunchTemplateVersion": Scope(_EC2, "launch-template", _LAUNCH_TEMPLATE_ARN),
+    "elasticloadbalancing:DescribeLoadBalancers": Scope(_ELBV2),
+    "elasticloadbalancing:DescribeTargetGroups": Scope(_ELBV2),
+    "sns:Publish": Scope(_SNS, "topic", "arn:${Partition}:sns:${Region}:${Account}:${TopicName}"),
+    "events:PutEvents": Scope(_EVENTS, "event-bus",
+                              "arn:${Partition}:events:${Region}:${Account}:event-bus/${EventBusName}"),
+    "logs:CreateLogGroup": Scope(_LOGS, "log-group", _LOG_GROUP_ARN),
+    "logs:CreateLogStream": Scope(_LOGS, "log-group", _LOG_GROUP_ARN),
+    "logs:PutLogEvents": Scope(_LOGS, "log-stream",
+                               _LOG_GROUP_ARN + ":log-stream:${LogStreamName}"),
+    "iam:PassRole": Scope(_IAM, "role", "arn:${Partition}:iam::${Account}:role/${RoleNameWithPath}"),
 }
 
 
@@ -97,13 +121,16 @@ LOCK_STEPS: dict[str, LockStep] = {
                          AwsCall("s3", "GetObject", resource="runs")),
                         "list and read the recent runs under ENV/runs/"),
     "remove": LockStep((_DELETE_LOCK,), "delete the lock (If-Match its ETag)"),
+    "approvals": LockStep((AwsCall("s3", "GetObject", resource="approvals"), _ABSENT_IS_404,
+                           AwsCall("s3", "PutObject", mutating=True, resource="approvals")),
+                          "read the run's pending approval request and write the decision"),
 }
 COMMAND_LOCK_STEPS: dict[str, tuple[str, ...]] = {
     "deploy": ("acquire", "save", "release"),
     "resume": ("holder", "save", "release"),
     "status": ("holder", "history"),
     "unlock": ("holder", "remove"),
-    "approve": ("holder", "save"),
+    "approve": ("holder", "approvals"),  # and reject: the same calls
 }
 # Commands that run states of the machine (and so need the states' calls).
 _RUNS_STATES = ("deploy", "resume")
@@ -223,15 +250,24 @@ class Where:
 
 
 def where_from(settings: Settings, account_id: str | None = None) -> Where:
+    alarms = list(getattr(settings, "alarms", ()) or ())
+    prefix = getattr(settings, "alarm_prefix", None)
+    if prefix:
+        alarms.append(f"{prefix}*")
     return Where(settings.environment, settings.single_asg, settings.lock_bucket_name,
-                 settings.region or "*", account_id or "*",
-                 alarms=tuple(getattr(settings, "alarms", ()) or ()))
+                 settings.region or "*", account_id or "*", alarms=tuple(alarms))
 
 
 def _fill(template: str, where: Where, **values: str) -> str:
     names = {"Partition": where.partition, "Region": where.region, "Account": where.account,
              **values}
     return re.sub(r"\$\{(\w+)\}", lambda m: names.get(m.group(1), "*"), template)
+
+
+# S3 object symbols -> (statement, key under the lock bucket).
+_OBJECT_KEYS = {"lock": ("EnvironmentLock", "ENV.lock"), "runs": ("RunRecords", "ENV/runs/*"),
+                "approvals": ("Approvals", "ENV/approvals/*"),
+                "lock-bucket": ("EnvironmentDocuments", "ENV/*")}
 
 
 def grant_for(call: AwsCall, who: str, where: Where) -> Grant:
@@ -248,14 +284,14 @@ def grant_for(call: AwsCall, who: str, where: Where) -> Grant:
         arns = tuple(_fill(scope.arn, where, GroupFriendlyName=n) for n in where.asg_names)
         return Grant(action, arns, "EnvironmentAsgs", (who,),
                      "the environment's ASGs only (resource type autoScalingGroup)")
-    if symbol in ("lock", "runs") and where.bucket:
-        key = f"{where.environment}.lock" if symbol == "lock" else f"{where.environment}/runs/*"
+    if symbol in _OBJECT_KEYS and where.bucket and scope.resource_type == "object":
+        sid, key = _OBJECT_KEYS[symbol]
+        key = key.replace("ENV", where.environment)
         arn = _fill(scope.arn, where, BucketName=where.bucket, ObjectName=key)
-        sid = "EnvironmentLock" if symbol == "lock" else "RunRecords"
         return Grant(action, (arn,), sid, (who,), f"only {key} in the lock bucket")
     if symbol.startswith("bucket:") and where.bucket:
         arn = _fill(scope.arn, where, BucketName=where.bucket)
-        why = ("S3 answers a GetObject of an absent lock with 404 (the environment is free) "
+        why = ("S3 answers a GetObject of an absent lock or document with 404 (a free environment) "
                "only to a caller allowed s3:ListBucket on the bucket, else 403; granted on the "
                "bucket without an s3:prefix condition, as GetObject has no prefix to match it"
                ) if symbol == "bucket:404" else \
@@ -264,7 +300,12 @@ def grant_for(call: AwsCall, who: str, where: Where) -> Grant:
     if symbol == "alarm" and scope.resource_type == "alarm":
         names = where.alarms or ("*",)
         arns = tuple(_fill(scope.arn, where, AlarmName=n) for n in names)
-        return Grant(action, arns, "Alarms", (who,), "the named alarms only")
+        return Grant(action, arns, "Alarms", (who,), "the named alarms only" if where.alarms
+                     else "alarms are named at run time")
+    if symbol == "launch-template" and scope.resource_type == "launch-template":
+        arn = _fill(scope.arn, where, LaunchTemplateId="*")
+        return Grant(action, (arn,), "LaunchTemplates", (who,),
+                     "launch templates are named by id, which only a call would find")
     return Grant(action, ("*",), "Unscoped", (who,),
                  f"abfsm cannot name the {symbol!r} resource before the run")
 
@@ -288,7 +329,8 @@ def grants(spec: Spec, settings: Settings, command: str = "deploy",
 # -- the document ------------------------------------------------------------------------------
 
 _SID_ORDER = ["NoResourceLevelPermissions", "EnvironmentAsgs", "LoadBalancers", "Alarms",
-              "EnvironmentLock", "RunRecords", "LockBucket", "Unscoped", "NotInScopeTable"]
+              "LaunchTemplates", "EnvironmentLock", "RunRecords", "Approvals",
+              "EnvironmentDocuments", "LockBucket", "Unscoped", "NotInScopeTable"]
 
 
 def _sid_rank(sid: str) -> int:

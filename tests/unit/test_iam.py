@@ -124,6 +124,12 @@ def test_each_command_gets_only_the_lock_calls_it_makes() -> None:
     kw = {"elb_names": ["qa-public"], "lock_bucket_name": BUCKET}
     assert _actions(command="status", **kw) == ["s3:GetObject", "s3:ListBucket"]
     assert _actions(command="unlock", **kw) == ["s3:DeleteObject", "s3:GetObject", "s3:ListBucket"]
+    approve = iam.policy(_settings(**kw), "approve")
+    assert sorted(iam.resources_of(approve)) == [
+        ("s3:GetObject", "arn:aws:s3:::qa-locks/qa.lock"),
+        ("s3:GetObject", "arn:aws:s3:::qa-locks/qa/approvals/*"),
+        ("s3:ListBucket", "arn:aws:s3:::qa-locks"),
+        ("s3:PutObject", "arn:aws:s3:::qa-locks/qa/approvals/*")]
     union = set()
     for command in ("deploy", "resume", "status", "unlock", "approve"):
         union |= set(_actions(command=command, **kw))
@@ -151,6 +157,34 @@ FROM_THE_DOCS = {
     "s3:ListBucket": ("list_amazons3.html", "bucket", "arn:${Partition}:s3:::${BucketName}"),
     "cloudwatch:DescribeAlarms": ("list_amazoncloudwatch.html", "alarm",
                                   "arn:${Partition}:cloudwatch:${Region}:${Account}:alarm:${AlarmName}"),
+    "autoscaling:ResumeProcesses": (
+        "list_amazonec2autoscaling.html", "autoScalingGroup",
+        "arn:${Partition}:autoscaling:${Region}:${Account}:autoScalingGroup:${GroupId}:"
+        "autoScalingGroupName/${GroupFriendlyName}"),
+    "autoscaling:SuspendProcesses": (
+        "list_amazonec2autoscaling.html", "autoScalingGroup",
+        "arn:${Partition}:autoscaling:${Region}:${Account}:autoScalingGroup:${GroupId}:"
+        "autoScalingGroupName/${GroupFriendlyName}"),
+    "ec2:DescribeInstances": ("list_amazonec2.html", None, ""),
+    "ec2:DescribeLaunchTemplateVersions": ("list_amazonec2.html", None, ""),
+    "ec2:CreateLaunchTemplateVersion": (
+        "list_amazonec2.html", "launch-template",
+        "arn:${Partition}:ec2:${Region}:${Account}:launch-template/${LaunchTemplateId}"),
+    "elasticloadbalancing:DescribeLoadBalancers": ("list_elasticloadbalancingv2.html", None, ""),
+    "elasticloadbalancing:DescribeTargetGroups": ("list_elasticloadbalancingv2.html", None, ""),
+    "sns:Publish": ("list_amazonsns.html", "topic",
+                    "arn:${Partition}:sns:${Region}:${Account}:${TopicName}"),
+    "events:PutEvents": ("list_amazoneventbridge.html", "event-bus",
+                         "arn:${Partition}:events:${Region}:${Account}:event-bus/${EventBusName}"),
+    "logs:CreateLogGroup": ("list_amazoncloudwatchlogs.html", "log-group",
+                            "arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}"),
+    "logs:CreateLogStream": ("list_amazoncloudwatchlogs.html", "log-group",
+                             "arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}"),
+    "logs:PutLogEvents": ("list_amazoncloudwatchlogs.html", "log-stream",
+                          "arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}:"
+                          "log-stream:${LogStreamName}"),
+    "iam:PassRole": ("list_awsidentityandaccessmanagementiam.html", "role",
+                     "arn:${Partition}:iam::${Account}:role/${RoleNameWithPath}"),
 }
 
 
@@ -307,3 +341,54 @@ def test_the_hint_command_prints_the_policy_of_the_run() -> None:
                     "--region eu-west-1 --command resume")
     args = cli.build_parser().parse_args(line.split()[1:])
     assert iam.policy(cli.settings_from(args), args.iam_command) == iam.policy(settings, "resume")
+
+
+def test_a_refusal_outside_a_run_names_the_command_s_policy(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`abfsm status` refused its GetObject: exit 1, the hint names `--command status`."""
+    from abfsm import admin
+
+    def refused(*_: Any, **__: Any) -> str:
+        raise AccessDenied("s3 GetObject failed: AccessDenied: Access Denied", service="s3",
+                           api="GetObject", params={"Bucket": BUCKET, "Key": "qa.lock"})
+
+    monkeypatch.setattr(admin, "status", refused)
+    code, out, err = _main(capsys, "status", "--environment", "qa", "--lock-bucket-name", BUCKET)
+    assert (code, out) == (1, "")
+    assert err.splitlines()[-1] == (
+        "abfsm: AWS refused s3:GetObject on arn:aws:s3:::qa-locks/qa.lock; the policy this "
+        "needs: abfsm iam-policy --environment qa --lock-bucket-name qa-locks --command status")
+
+
+def test_other_errors_get_no_iam_hint(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A plain AWS error (throttled, 500) is not a permission problem: no iam-policy line."""
+    from abfsm import admin
+    from abfsm.errors import AwsError
+
+    def failed(*_: Any, **__: Any) -> str:
+        raise AwsError("s3 GetObject failed: InternalError: boom")
+
+    monkeypatch.setattr(admin, "status", failed)
+    code, _, err = _main(capsys, "status", "--environment", "qa", "--lock-bucket-name", BUCKET)
+    assert code == 1 and "iam-policy" not in err
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "UnauthorizedOperation", "AccessDeniedException"])
+def test_a_permission_error_is_raised_as_access_denied_naming_the_call(code: str) -> None:
+    """call(): AccessDenied / UnauthorizedOperation become errors.AccessDenied (exit 1) with the
+    service, API and parameters of the refused call (no Body)."""
+    from botocore.exceptions import ClientError
+
+    from abfsm.aws._call import call
+
+    class Client:
+        def put_object(self, **_: Any) -> Any:
+            raise ClientError({"Error": {"Code": code, "Message": "no"}}, "PutObject")
+
+    with pytest.raises(AccessDenied) as caught:
+        call(Client(), "s3", "PutObject", mutating=True, Bucket="b", Key="k", Body=b"x")
+    exc = caught.value
+    assert (exc.service, exc.api, exc.params, exc.exit_code) == (
+        "s3", "PutObject", {"Bucket": "b", "Key": "k"}, 1)
+    assert str(exc) == f"s3 PutObject failed: {code}: no"
