@@ -19,7 +19,7 @@ from abfsm import __version__
 from abfsm.context import Settings
 from abfsm.errors import EXIT_USAGE, AbfsmError, UsageError
 
-COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo")
+COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo", "iam-policy")
 # An environment name must be usable as it is in every place it goes: the ASG names ENV-a /
 # ENV-b (no colon allowed there), the S3 key ENV.lock with ENV/runs/ under it, and a local
 # file name (no slash). So: a letter or digit, then letters, digits, dot, underscore, hyphen.
@@ -31,6 +31,7 @@ ENV_MAX = 200
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+COMMANDS_IAM = ("deploy", "resume", "status", "unlock", "approve", "all")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -134,6 +135,21 @@ def _state_dir(text: str) -> str:
     return text
 
 
+def _environment_pattern(text: str) -> str:
+    """An environment name, or a pattern with the wildcards * and ? (iam-policy)."""
+    if len(text) > ENV_MAX or not _ENV_RE.fullmatch(text.replace("*", "x").replace("?", "x")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a usable environment name or pattern (a letter, digit or wildcard, "
+            "then letters, digits, '.', '_', '-' and the wildcards * ?)")
+    return text
+
+
+def _account_id(text: str) -> str:
+    if not re.fullmatch(r"\d{12}", text):
+        raise argparse.ArgumentTypeError(f"must be a 12-digit AWS account id, got {text!r}")
+    return text
+
+
 def _target_group(text: str) -> str:
     if not text.startswith("arn:") or ":targetgroup/" not in text:
         raise argparse.ArgumentTypeError(f"must be a target group ARN "
@@ -153,54 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = sub.add_parser("deploy", help="run an A/B deployment (or --zero, --single-asg, --dry-run)",
                             description="Run an A/B deployment of ENV-a / ENV-b.")
     _env(deploy)
-    g = deploy.add_argument_group("what to deploy (the original deploy.py flags)")
-    g.add_argument("--elb-name", action="append", default=[], metavar="NAME",
-                   help="classic ELB the ASGs are linked to (repeatable; default: discovered "
-                        "from the target ASG's attachments)")
-    g.add_argument("--target-group-arn", action="append", default=[], type=_target_group,
-                   metavar="ARN", help="ALB/NLB target group to wait for (repeatable)")
-    g.add_argument("--no-elb-check", action="store_true",
-                   help="do not wait for any load balancer (e.g. a jMeter ASG)")
-    g.add_argument("--single-asg", action="store_true",
-                   help="refresh the one ASG named ENV (no -a/-b): drain it if populated, then fill it")
-    g.add_argument("--dry-run", action="store_true",
-                   help="read only: print the plan and the calls it would make; change nothing")
-    g.add_argument("--zero", action="store_true", help="zero the currently active ASG")
-    g.add_argument("--instance-count", type=_count, default=None, metavar="N",
-                   help="instances in the new ASG (default: 8)")
-    g.add_argument("--instance-count-match", action="store_true",
-                   help="match the new ASG's count to the active ASG's desired capacity")
-    g.add_argument("--instance-count-step", type=_count, default=None, metavar="N",
-                   help="scale up N instances at a time, waiting for each step (default: all at once)")
-    g.add_argument("--update-timeout", type=_seconds, default=30.0, metavar="S",
-                   help="seconds between polls while waiting (default: 30)")
-    g.add_argument("--health-check-timeout", type=_seconds, default=600.0, metavar="S",
-                   help="seconds each wait may take before the run fails (default: 600)")
-    g.add_argument("--clean-up", action="store_true",
-                   help="if both ASGs have instances, zero the one serving fewer healthy "
-                        "instances first (dangerous; a tie is refused)")
-    g.add_argument("--rollback-on-failure", action="store_true",
-                   help="if scaling or a wait fails, scale the new ASG back to 0 and release the lock")
-    g.add_argument("--wait-for-scale-down", action="store_true",
-                   help="wait until the old ASG is empty and its targets deregistered")
-    gates = deploy.add_argument_group("gates (see the README's Gates section)")
-    gates.add_argument("--bake-time", type=_seconds_or_zero, default=0.0, metavar="S",
-                       help="after wait-elb, watch the new instances (and alarms) for S seconds "
-                            "before draining the old ASG (default: 0, no bake)")
-    gates.add_argument("--alarm", action="append", default=[], type=_alarm_name, metavar="NAME",
-                       help="CloudWatch alarm that must not go into ALARM while the new instances "
-                            "come up and bake (repeatable); checked in inspect (exit 3 if missing "
-                            "or already in ALARM)")
-    gates.add_argument("--alarm-prefix", type=_alarm_name, metavar="PREFIX",
-                       help="watch every CloudWatch alarm whose name starts with PREFIX, like --alarm")
-    gates.add_argument("--pause-at-approval", action="store_true",
-                       help="at an approval state, exit at once with code 4 (lock held) instead "
-                            "of waiting; `abfsm approve` then `abfsm resume` carry on")
-    _store(deploy)
-    _logging(deploy)
-    _notify(deploy)
-    _conn(deploy)
-    deploy.add_argument("--spec", metavar="FILE", help="state machine spec (default: the packaged states.yaml)")
+    _deploy_flags(deploy)
+
+    iam = sub.add_parser("iam-policy", help="print the least-privilege IAM policy of a deploy "
+                                            "configuration (no AWS call)",
+                         description="Print the IAM policy document the given deploy flags (and "
+                                     "--command) need: exactly the actions it can call, scoped "
+                                     "where AWS allows. Makes no AWS call.")
+    iam.add_argument("--environment", required=True, type=_environment_pattern, metavar="ENV",
+                     help="the environment, or a pattern (qa-*) for one policy covering several")
+    _deploy_flags(iam)
+    iam.add_argument("--command", dest="iam_command", choices=COMMANDS_IAM, default="deploy",
+                     help="which abfsm command the policy is for (default: deploy; all: every one)")
+    iam.add_argument("--format", choices=("json", "annotated"), default="json",
+                     help="json: the document; annotated: with // comments on who needs what, why")
+    iam.add_argument("--account-id", type=_account_id, metavar="ID",
+                     help="the AWS account in the ARNs (default: *)")
 
     resume = sub.add_parser("resume", help="carry on a failed or interrupted run from a named state",
                             description="Re-enter a run's state with its saved context, same run_id and lock.")
@@ -266,6 +250,58 @@ def build_parser() -> argparse.ArgumentParser:
                            "under a second)")
     _logging(demo)
     return parser
+
+
+def _deploy_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of `abfsm deploy` (also taken by `abfsm iam-policy`)."""
+    g = p.add_argument_group("what to deploy (the original deploy.py flags)")
+    g.add_argument("--elb-name", action="append", default=[], metavar="NAME",
+                   help="classic ELB the ASGs are linked to (repeatable; default: discovered "
+                        "from the target ASG's attachments)")
+    g.add_argument("--target-group-arn", action="append", default=[], type=_target_group,
+                   metavar="ARN", help="ALB/NLB target group to wait for (repeatable)")
+    g.add_argument("--no-elb-check", action="store_true",
+                   help="do not wait for any load balancer (e.g. a jMeter ASG)")
+    g.add_argument("--single-asg", action="store_true",
+                   help="refresh the one ASG named ENV (no -a/-b): drain it if populated, then fill it")
+    g.add_argument("--dry-run", action="store_true",
+                   help="read only: print the plan and the calls it would make; change nothing")
+    g.add_argument("--zero", action="store_true", help="zero the currently active ASG")
+    g.add_argument("--instance-count", type=_count, default=None, metavar="N",
+                   help="instances in the new ASG (default: 8)")
+    g.add_argument("--instance-count-match", action="store_true",
+                   help="match the new ASG's count to the active ASG's desired capacity")
+    g.add_argument("--instance-count-step", type=_count, default=None, metavar="N",
+                   help="scale up N instances at a time, waiting for each step (default: all at once)")
+    g.add_argument("--update-timeout", type=_seconds, default=30.0, metavar="S",
+                   help="seconds between polls while waiting (default: 30)")
+    g.add_argument("--health-check-timeout", type=_seconds, default=600.0, metavar="S",
+                   help="seconds each wait may take before the run fails (default: 600)")
+    g.add_argument("--clean-up", action="store_true",
+                   help="if both ASGs have instances, zero the one serving fewer healthy "
+                        "instances first (dangerous; a tie is refused)")
+    g.add_argument("--rollback-on-failure", action="store_true",
+                   help="if scaling or a wait fails, scale the new ASG back to 0 and release the lock")
+    g.add_argument("--wait-for-scale-down", action="store_true",
+                   help="wait until the old ASG is empty and its targets deregistered")
+    gates = p.add_argument_group("gates (see the README's Gates section)")
+    gates.add_argument("--bake-time", type=_seconds_or_zero, default=0.0, metavar="S",
+                       help="after wait-elb, watch the new instances (and alarms) for S seconds "
+                            "before draining the old ASG (default: 0, no bake)")
+    gates.add_argument("--alarm", action="append", default=[], type=_alarm_name, metavar="NAME",
+                       help="CloudWatch alarm that must not go into ALARM while the new instances "
+                            "come up and bake (repeatable); checked in inspect (exit 3 if missing "
+                            "or already in ALARM)")
+    gates.add_argument("--alarm-prefix", type=_alarm_name, metavar="PREFIX",
+                       help="watch every CloudWatch alarm whose name starts with PREFIX, like --alarm")
+    gates.add_argument("--pause-at-approval", action="store_true",
+                       help="at an approval state, exit at once with code 4 (lock held) instead "
+                            "of waiting; `abfsm approve` then `abfsm resume` carry on")
+    _store(p)
+    _logging(p)
+    _notify(p)
+    _conn(p)
+    p.add_argument("--spec", metavar="FILE", help="state machine spec (default: the packaged states.yaml)")
 
 
 def _env(p: argparse.ArgumentParser) -> None:
@@ -410,9 +446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(globals()["_cmd_" + args.command](args))
+        return int(globals()["_cmd_" + args.command.replace("-", "_")](args))
     except AbfsmError as exc:
         _say(f"abfsm {args.command}: {exc}\n")
+        _iam_hint(exc, args)
         return exc.exit_code
     except KeyboardInterrupt:
         _say(f"abfsm {args.command}: interrupted\n")
@@ -437,13 +474,74 @@ def _install_signals(clock: Any) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _report(outcome: Any, fmt: str) -> int:
+def _report(outcome: Any, fmt: str, args: argparse.Namespace | None = None) -> int:
     """The final one-liner on stderr (the console summary already said it on a terminal)."""
     if outcome.exit_code and fmt == "json" and outcome.message:
         _say(f"abfsm: {outcome.message}\n")
         if outcome.lock.startswith("held"):
             _say(f"abfsm: lock {outcome.lock}; {outcome.next[0]}\n")
+    if args is not None and outcome.error is not None:
+        saved = outcome.record.settings if outcome.record is not None else None
+        _iam_hint(outcome.error, args, saved)
     return int(outcome.exit_code)
+
+
+# Settings that never change the IAM policy: left out of the iam-policy command a denial names.
+_NOT_IN_POLICY = {"log_format", "verbose", "state_dir", "endpoint_url", "profile",
+                  "update_timeout", "health_check_timeout", "instance_count",
+                  "instance_count_step", "instance_count_match", "spec"}
+
+
+def _iam_hint(exc: BaseException, args: argparse.Namespace,
+              saved: dict[str, Any] | None = None) -> None:
+    """After an AccessDenied: name the refused IAM action and resource and the command that
+    prints the policy this run needs."""
+    from abfsm.errors import AccessDenied
+
+    if not isinstance(exc, AccessDenied):
+        return
+    from abfsm import iam
+
+    try:
+        settings = Settings.from_dict(saved) if saved else settings_from(args)
+    except UsageError:
+        return
+    action, resource = iam.refused(exc, settings.region)
+    command = args.command if args.command in COMMANDS_IAM else "deploy"
+    sys.stderr.write(f"abfsm: AWS refused {action} on {resource}; the policy this needs: "
+                     f"{iam_policy_command(settings, command)}\n")
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for act in parser._actions:
+        if isinstance(act, argparse._SubParsersAction):
+            return act.choices[name]  # type: ignore[no-any-return]
+    raise KeyError(name)
+
+
+def iam_policy_command(settings: Settings, command: str = "deploy") -> str:
+    """The `abfsm iam-policy ...` command line printing the policy of `settings`."""
+    iam = _subparser(build_parser(), "iam-policy")
+    defaults = Settings(environment=settings.environment)
+    words = ["abfsm", "iam-policy"]
+    for act in iam._actions:
+        dest, flag = act.dest, (act.option_strings or [""])[-1]
+        field = dest if hasattr(settings, dest) else dest + "s"
+        if not flag or field in _NOT_IN_POLICY or not hasattr(settings, field):
+            continue
+        value = getattr(settings, field)
+        if value == getattr(defaults, field) and field != "environment":
+            continue
+        if isinstance(value, bool):
+            words.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                words += [flag, str(item)]
+        elif value is not None:
+            words += [flag, str(value)]
+    if command != "deploy":
+        words += ["--command", command]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
@@ -457,7 +555,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     _install_signals(clock)
     notifier = _start_notifier(args, settings)
     try:
-        return _report(runner.deploy(settings, clock=clock, spec=spec, render_next=next_command), fmt)
+        return _report(runner.deploy(settings, clock=clock, spec=spec, render_next=next_command),
+                       fmt, args)
     finally:
         _stop_notifier(notifier)
 
@@ -480,7 +579,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     try:
         return _report(runner.resume(settings, from_state=args.from_state, force=args.force,
                                      clock=clock, overrides=overrides, render_next=next_command),
-                       fmt)
+                       fmt, args)
     finally:
         _stop_notifier(notifier)
 
@@ -572,6 +671,16 @@ def _decide(args: argparse.Namespace, decision: str) -> int:
     sys.stdout.write(f"{decision} run {doc['run_id']} at {doc['state']} by {doc['decided_by']} "
                      f"at {doc['decided_at']}{reason}\n"
                      f"a waiting run takes it at its next poll; a paused one with: {resume}\n")
+    return 0
+
+
+def _cmd_iam_policy(args: argparse.Namespace) -> int:
+    from abfsm import iam
+
+    settings = settings_from(args)  # the deploy's own checks: exit 2, no AWS call
+    spec = iam.load(settings)  # a bad spec exits 2 as it does for deploy
+    grants = iam.grants(spec, settings, args.iam_command, args.account_id)
+    sys.stdout.write(iam.render(grants, args.format))
     return 0
 
 

@@ -69,6 +69,19 @@ class AwsError(StateFailed):
     """An AWS API call failed after boto3's retries."""
 
 
+class AccessDenied(AwsError):
+    """AWS refused a call for lack of permission (AccessDenied, UnauthorizedOperation, ...).
+
+    Carries the call that was refused, so the CLI can name the IAM action and resource and
+    the `abfsm iam-policy` command that prints what is needed.
+    """
+
+    def __init__(self, message: str, *, service: str, api: str,
+                 params: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.service, self.api, self.params = service, api, dict(params or {})
+
+
 class Interrupted(AbfsmError):
     """SIGINT/SIGTERM: the run stopped between polls; its record is saved."""
 

@@ -70,6 +70,7 @@ class Outcome:
     lock: str = ""  # what became of the lock (held by this run: WHERE / released / ...)
     next: list[str] = field(default_factory=list)  # commands an operator can run now
     steps: list[NextStep] = field(default_factory=list)  # the same, as data
+    error: BaseException | None = None  # what failed the run (the CLI adds hints for some)
 
 
 def load(settings: Settings) -> Spec:
@@ -471,7 +472,7 @@ class _Driver:
             changed=sorted(_changed_resources(run, self.actions)),
         )
         return Outcome(exit_code, status, message, record, list(self.path), lock_state,
-                       next_lines, steps)
+                       next_lines, steps, error)
 
 
 def _failure_trigger(run: Run, exc: AbfsmError, triggers: set[str]) -> str:

@@ -137,6 +137,22 @@ def write_gate_graphs(path: str | Path = README) -> bool:
     return True
 
 
+def write_iam(path: str | Path = README) -> bool:
+    """Rewrite the README's IAM section from abfsm.iam's declarations; True if it changed."""
+    import re
+
+    from abfsm.iam import readme_block
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    new = re.sub(r"(<!-- iam:start -->\n).*?(<!-- iam:end -->)",
+                 lambda m: m.group(1) + readme_block() + m.group(2), text, flags=re.S)
+    if new == text:
+        return False
+    path.write_text(new, encoding="utf-8")
+    return True
+
+
 def _diff(have: str, want: str, name: str) -> str:
     import difflib
 
@@ -158,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.readme}: log schema {'updated' if changed else 'already up to date'}")
             changed = write_gate_graphs(args.readme)
             print(f"{args.readme}: gate graphs {'updated' if changed else 'already up to date'}")
+            changed = write_iam(args.readme)
+            print(f"{args.readme}: IAM policy {'updated' if changed else 'already up to date'}")
         else:
             check(args.readme)
             print(f"{args.readme}: graph up to date")
