@@ -19,7 +19,17 @@ from abfsm.context import Settings
 from abfsm.errors import EXIT_USAGE, AbfsmError, UsageError
 
 COMMANDS = ("deploy", "resume", "status", "unlock", "graph", "demo")
-_ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,200}$")
+# An environment name must be usable as it is in every place it goes: the ASG names ENV-a /
+# ENV-b (no colon allowed there), the S3 key ENV.lock with ENV/runs/ under it, and a local
+# file name (no slash). So: a letter or digit, then letters, digits, dot, underscore, hyphen.
+_ENV_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# ASG names hold 255 characters (ENV-a: 253); local files 255 bytes, and the lock's temporary
+# file is `.ENV.<8 random>.tmp`: 200 leaves room for both.
+ENV_MAX = 200
+# S3's bucket naming rules (general purpose buckets).
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,9 +61,56 @@ def _seconds(text: str) -> float:
 
 
 def _environment(text: str) -> str:
-    if not _ENV_RE.match(text):
+    if len(text) > ENV_MAX:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a usable environment name (letters, digits, . _ - : /)")
+            f"is {len(text)} characters long; an environment name has at most {ENV_MAX}")
+    if not _ENV_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a usable environment name: a letter or digit, then letters, "
+            "digits, '.', '_' or '-' (it names the ASGs ENV-a/ENV-b, the S3 key ENV.lock and "
+            "the local lock file)")
+    return text
+
+
+def _bucket(text: str) -> str:
+    """S3's bucket naming rules, checked before any call."""
+    problem = bucket_name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid S3 bucket name: {problem}")
+    return text
+
+
+def bucket_name_problem(name: str) -> str:
+    """What breaks S3's naming rules for general purpose buckets in `name`, or ""."""
+    if not 3 <= len(name) <= 63:
+        return f"it must be 3 to 63 characters long, not {len(name)}"
+    if not _BUCKET_RE.fullmatch(name):
+        return ("only lowercase letters, digits, '.' and '-', beginning and ending with a "
+                "letter or digit")
+    if ".." in name:
+        return "two adjacent periods"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return "it is formatted as an IP address"
+    for prefix in _BUCKET_PREFIXES:
+        if name.startswith(prefix):
+            return f"it must not begin with {prefix!r}"
+    for suffix in _BUCKET_SUFFIXES:
+        if name.endswith(suffix):
+            return f"it must not end with {suffix!r}"
+    return ""
+
+
+def _state_dir(text: str) -> str:
+    """A directory, or a path where one can be made: not a regular file (or under one)."""
+    from pathlib import Path
+
+    path = Path(text)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is not a directory" if part == path else f"is under {str(part)!r}, a file"
+                raise argparse.ArgumentTypeError(f"{text!r} {what}")
+            break
     return text
 
 
@@ -165,9 +222,9 @@ def _env(p: argparse.ArgumentParser) -> None:
 
 
 def _store(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lock-bucket-name", metavar="BUCKET",
+    p.add_argument("--lock-bucket-name", metavar="BUCKET", type=_bucket,
                    help="S3 bucket holding ENV.lock and the run records (default: local --state-dir)")
-    p.add_argument("--state-dir", default=".abfsm", metavar="DIR",
+    p.add_argument("--state-dir", default=".abfsm", metavar="DIR", type=_state_dir,
                    help="local lock and run records when no bucket is given (default: .abfsm)")
 
 
@@ -273,10 +330,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _install_signals(clock: Any) -> None:
+    """SIGINT/SIGTERM ask the run to stop: between polls the clock's sleep wakes at once; during
+    an AWS call (botocore's retries and back-off included) the handler raises there and then,
+    which `aws._call.call` turns into Interrupted. A second signal stops at once, anywhere."""
+    from abfsm.clock import in_blocking_call
+
     def handler(signum: int, _frame: Any) -> None:
         if clock.stop_reason:  # second signal: stop now
             raise KeyboardInterrupt
-        clock.request_stop(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        clock.request_stop(name)
+        if in_blocking_call():
+            raise KeyboardInterrupt(f"stopped by {name}")
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)

@@ -44,8 +44,12 @@ class LockLost(Refused):
 
 
 class ReleaseFailed(AbfsmError):
-    """Removing the lock failed after the run ended (e.g. DeleteObject denied); the lock
-    object was rewritten with the final record where the store allowed it."""
+    """The deployment reached its final state but its lock could not be released (e.g. the
+    DeleteObject was denied). The message says the final status; exit 1."""
+
+    def __init__(self, message: str, *, status: str = "") -> None:
+        self.status = status  # the deployment's own final status (done, rolled-back, ...)
+        super().__init__(message)
 
 
 class StateFailed(AbfsmError):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from abfsm.errors import AwsError, PreconditionFailed
+from abfsm.clock import blocking_call
+from abfsm.errors import AwsError, Interrupted, PreconditionFailed
 
 
 # Error codes that mean "a conditional write lost" rather than "AWS failed". An `If-Match`
@@ -32,6 +33,8 @@ def call(client: Any, service: str, action: str, *, mutating: bool = False,
     """Call `client.<action>(**params)`; log mutating calls; translate errors.
 
     `conditional=True` turns a lost precondition into PreconditionFailed (for the lock).
+    A stop request during the call (the signal handler raises KeyboardInterrupt inside it,
+    in a request or in botocore's retry sleep) becomes Interrupted, never an AwsError.
     """
     log = _logger()
     if mutating:
@@ -41,7 +44,12 @@ def call(client: Any, service: str, action: str, *, mutating: bool = False,
                    params={k: v for k, v in params.items() if k != "Body"})
     method = getattr(client, _snake(action))
     try:
-        return method(**params)  # type: ignore[no-any-return]
+        with blocking_call():
+            return method(**params)  # type: ignore[no-any-return]
+    except KeyboardInterrupt as exc:
+        raise Interrupted(str(exc) or "stopped by a signal") from None
+    except Interrupted:
+        raise
     except Exception as exc:
         code = error_code(exc)
         if code is None and not _is_botocore(exc):
@@ -57,12 +65,18 @@ def _is_botocore(exc: BaseException) -> bool:
 
 
 def _message(exc: BaseException) -> str:
+    """The whole message on one line (a ParamValidationError lists its problems on the lines
+    after "Parameter validation failed:")."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         msg = response.get("Error", {}).get("Message")
         if msg:
-            return str(msg)
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return _one_line(str(msg))
+    return _one_line(str(exc)) or type(exc).__name__
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _snake(action: str) -> str:
