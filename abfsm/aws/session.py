@@ -7,6 +7,8 @@ from functools import cached_property
 from typing import Any
 
 from abfsm.aws.autoscaling import AutoScaling
+from abfsm.aws.cloudwatch import CloudWatch
+from abfsm.aws.ec2 import Ec2
 from abfsm.aws.elb import ClassicElb, TargetGroups
 from abfsm.aws.events import EventBus
 from abfsm.aws.logs import LogStreams
@@ -45,6 +47,14 @@ class Services:
     @cached_property
     def elbv2(self) -> TargetGroups:
         return TargetGroups(self._make_client("elbv2"))
+
+    @cached_property
+    def cloudwatch(self) -> CloudWatch:
+        return CloudWatch(self._make_client("cloudwatch"))
+
+    @cached_property
+    def ec2(self) -> Ec2:
+        return Ec2(self._make_client("ec2"))
 
     @cached_property
     def s3(self) -> S3Objects:
