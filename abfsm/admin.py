@@ -83,6 +83,10 @@ def _text(data: dict[str, Any]) -> list[str]:
         if cur.get("last_error"):
             lines.append(f"  error      {cur['last_error']}")
         for h in cur.get("history") or []:
+            if h.get("approval"):  # an approval state's decision: who, when, why
+                why = f": {h['reason']}" if h.get("reason") else ""
+                lines.append(f"    {h['at']}  {h['approval']} by {h['by']} in {h['state']}{why}")
+                continue
             lines.append(f"    {h['at']}  {h['src']} -> {h['dst']} ({h['trigger']}, {h['elapsed_s']} s)")
     if data["recent"]:
         lines.append("recent runs:")

@@ -51,6 +51,8 @@ class Store(Protocol):
     def delete(self, etag: str | None) -> None: ...
     def put_run(self, run_id: str, body: bytes) -> None: ...
     def runs(self, limit: int) -> list[bytes]: ...
+    def get_doc(self, name: str) -> Stored | None: ...
+    def put_doc(self, name: str, body: bytes, *, etag: str | None = None) -> str: ...
 
 
 class S3Store:
@@ -73,6 +75,17 @@ class S3Store:
 
     def put_run(self, run_id: str, body: bytes) -> None:
         self._s3.put(self._bucket, f"{self._env}/runs/{run_id}.json", body)
+
+    # Side documents of a run (e.g. `approvals/<run_id>-<state>.json`), next to its record.
+    def get_doc(self, name: str) -> Stored | None:
+        return self._s3.get(self._bucket, f"{self._env}/{name}")
+
+    def put_doc(self, name: str, body: bytes, *, etag: str | None = None) -> str:
+        """Create (etag None: only if absent) or replace (only if still `etag`)."""
+        key = f"{self._env}/{name}"
+        if etag is None:
+            return self._s3.put(self._bucket, key, body, if_none_match=True)
+        return self._s3.put(self._bucket, key, body, if_match=etag)
 
     def runs(self, limit: int) -> list[bytes]:
         keys = sorted(self._s3.list_keys(self._bucket, f"{self._env}/runs/"), reverse=True)
@@ -134,6 +147,25 @@ class LocalStore:
         runs = self._dir / self._env / "runs"
         runs.mkdir(parents=True, exist_ok=True)
         os.replace(self._write_temp(body), runs / f"{run_id}.json")
+
+    def get_doc(self, name: str) -> Stored | None:
+        path = self._dir / self._env / name
+        try:
+            body = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return Stored(body, _etag(body), datetime.fromtimestamp(path.stat().st_mtime, timezone.utc))
+
+    def put_doc(self, name: str, body: bytes, *, etag: str | None = None) -> str:
+        """Create (etag None: only if absent) or replace (only if still `etag`)."""
+        path = self._dir / self._env / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._guard():
+            current = self.get_doc(name)
+            if (current is not None) if etag is None else (current is None or current.etag != etag):
+                raise PreconditionFailed(str(path))
+            os.replace(self._write_temp(body), path)
+        return _etag(body)
 
     def runs(self, limit: int) -> list[bytes]:
         runs = self._dir / self._env / "runs"

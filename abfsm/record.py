@@ -20,9 +20,10 @@ from abfsm.clock import Clock, parse_utc, utc_iso
 KIND = "abfsm.run"
 SCHEMA = 1
 
-# Status values.
-RUNNING, FAILED, DONE, ROLLED_BACK, INTERRUPTED, REFUSED, PLANNED, UNLOCKED = (
-    "running", "failed", "done", "rolled-back", "interrupted", "refused", "planned", "unlocked")
+# Status values of a run that has not reached a final state, and of one whose lock was
+# removed by `abfsm unlock`. A finished run's status is the name of the spec's final state it
+# ended in (states.yaml says what each one means).
+RUNNING, INTERRUPTED, UNLOCKED = "running", "interrupted", "unlocked"
 
 
 @dataclass
@@ -38,10 +39,12 @@ class RunRecord:
     context: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     last_error: str | None = None
+    error_type: str | None = None  # the exception class of last_error (e.g. KeyError)
     failed_state: str | None = None
     exit_code: int | None = None
     started_by: dict[str, Any] = field(default_factory=dict)
     finished_at: str | None = None
+    spec: dict[str, Any] = field(default_factory=dict)  # path (null: packaged) and sha256
     write_seq: int = 0  # +1 on every write of the lock: each body this run sends is unique
     unlocked: dict[str, Any] | None = None  # who removed the lock with `abfsm unlock`, when
     kind: str = KIND
@@ -95,7 +98,8 @@ _SCHEMA: dict[str, tuple[str, bool]] = {
     "heartbeat": (_TIME, True), "settings": (_DICT, False), "context": (_DICT, False),
     "history": (_LIST, False), "last_error": (_STR, False), "failed_state": (_STR, False),
     "exit_code": (_INT, False), "started_by": (_DICT, False), "finished_at": (_TIME, False),
-    "write_seq": (_INT, False), "unlocked": (_DICT, False), "kind": (_STR, True),
+    "spec": (_DICT, False), "write_seq": (_INT, False), "unlocked": (_DICT, False),
+    "kind": (_STR, True),
     "schema": (_INT, True),
 }
 _NULLABLE = {"last_error", "failed_state", "exit_code", "finished_at", "unlocked"}

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from abfsm.clock import blocking_call
-from abfsm.errors import AwsError, Interrupted, PreconditionFailed
+from abfsm.errors import AccessDenied, AwsError, Interrupted, PreconditionFailed
 
 
 # Error codes that mean "a conditional write lost" rather than "AWS failed". An `If-Match`
 # write to a key that is gone (a force-unlocked lock) is answered 404 NoSuchKey.
 _CONDITION_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409",
                     "NoSuchKey", "404"}
+# Error codes that mean "not allowed": raised as AccessDenied, naming the refused call.
+_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
+                 "AuthorizationError", "Forbidden", "403"}
 
 
 def _logger() -> Any:
@@ -57,6 +60,10 @@ def call(client: Any, service: str, action: str, *, mutating: bool = False,
         if conditional and code in _CONDITION_CODES:
             raise PreconditionFailed(code) from None
         message = _message(exc)
+        if code in _DENIED_CODES:
+            raise AccessDenied(f"{service} {action} failed: {code}: {message}", service=service,
+                               api=action, params={k: v for k, v in params.items()
+                                                   if k != "Body"}) from exc
         raise AwsError(f"{service} {action} failed: {code or type(exc).__name__}: {message}") from exc
 
 
