@@ -273,7 +273,8 @@ class Lock:
         """Raise LockHeld if anything holds the lock (dry-run's read-only check)."""
         holder = self.holder()
         if holder is not None:
-            raise LockHeld(f"{self.where} is held: {holder.describe(self.clock)}")
+            raise LockHeld(f"{self.where} is held: {holder.describe(self.clock)}",
+                           foreign=holder.record is None)
 
     def acquire(self, record: RunRecord) -> None:
         if self.read_only:
@@ -287,7 +288,8 @@ class Lock:
             if got is None or got.body != body:
                 holder = self._holder(got)
                 what = holder.describe(self.clock) if holder else "a lock that has just gone"
-                raise LockHeld(f"{self.where} is held: {what}") from None
+                raise LockHeld(f"{self.where} is held: {what}",
+                               foreign=holder is not None and holder.record is None) from None
             self.etag = got.etag  # our own create, whose answer was lost
         self.taken = True
 

@@ -56,7 +56,8 @@ def test_deploy_over_a_corrupt_lock_exits_3_naming_it_and_the_unlock_command(
     problem = next(iter(changes))
     assert f"is held: an unreadable abfsm lock record ({problem} is not " in result.finished["error"]
     assert " bytes, " in result.finished["error"] and " s old)" in result.finished["error"]
-    assert any("unlock" in step and "--force" in step for step in result.finished["next"])
+    assert any(" unlock --environment qa" in step and step.endswith(" --force")
+               for step in result.finished["next"]), result.finished["next"]
     assert "Traceback" not in result.stderr
     assert recs.lock_bytes() == body
     assert capacities(make, ["qa-a", "qa-b"]) == before
