@@ -9,6 +9,7 @@ local state dir (link-to-create, compare-and-swap under flock, write-fsync-renam
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import hashlib
 import os
@@ -387,7 +388,8 @@ class Lock:
         raise Refused(f"{self.where} changed {attempts} times while unlocking (a live run's "
                       "heartbeat?); nothing removed, try again")
 
-    def _archive_unlocked(self, record: RunRecord, *, force: bool) -> None:
+    def _archive_unlocked(self, removed: RunRecord, *, force: bool) -> None:
+        record = copy.deepcopy(removed)  # the Holder returned still describes what was removed
         now = utc_iso(self.clock.now())
         record.unlocked = {"by": started_by(), "at": now, "force": force,
                            "status": record.status, "state": record.failed_state or record.state}
