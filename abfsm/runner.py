@@ -540,6 +540,10 @@ def _next_steps(run: Run, status: str, error: BaseException | None, *,
         steps.append(NextStep("unlock", "or give up and free the environment", run_id))
         return steps
     if isinstance(error, LockHeld):
-        return [NextStep("status", "see who holds it")]
+        steps = [NextStep("status", "see who holds it")]
+        if error.foreign:  # a manual freeze or an unreadable record: only --force lifts it
+            steps.append(NextStep("unlock", "if that freeze is over (or the record is corrupt), "
+                                            "lift it", {"force": True}))
+        return steps
     return []
 
