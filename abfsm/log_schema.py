@@ -68,6 +68,12 @@ EVENTS: dict[str, dict[str, Any]] = {
         "doc": "the count exceeds the target ASG's MaxSize, which the scale call raises",
         "required": {"asg": "str", "max_size": "int", "raise_to": "int"},
     },
+    "inspect.min_size": {
+        "level": "warning",
+        "doc": "the target ASG had MinSize above 0 (it is emptied first): each scale step sets "
+               "MinSize to min(MinSize, the step), restoring it to `restored_to`",
+        "required": {"asg": "str", "min_size": "int", "first_step": "int", "restored_to": "int"},
+    },
     "plan": {
         "level": "info",
         "doc": "dry run: the plan as text lines and the mutating calls a real run would make",
@@ -102,14 +108,16 @@ EVENTS: dict[str, dict[str, Any]] = {
     },
     "state.failed": {
         "level": "error",
-        "doc": "a state's action failed or refused; `next` is the trigger fired",
+        "doc": "a state's action failed or refused; `next` is the trigger fired; an "
+               "unexpected exception carries its traceback (`exception`)",
         "required": {"state": "str", "error": "str", "exit_code": "int", "next": "str"},
+        "optional": {"error_type": "str", "exception": "str", "exc_info": "bool|str"},
     },
-    "state.traceback": {
-        "level": "debug",
-        "doc": "--verbose: the traceback of an unexpected error",
-        "required": {},
-        "optional": {"exc_info": "bool|str", "exception": "str"},
+    "run.crashed": {
+        "level": "error",
+        "doc": "an unexpected error in the engine itself, with its traceback; run.finished follows",
+        "required": {"error": "str", "error_type": "str"},
+        "optional": {"exception": "str", "exc_info": "bool|str"},
     },
     "drain.started": {
         "level": "info",
@@ -152,6 +160,9 @@ EVENTS: dict[str, dict[str, Any]] = {
                      "error": "str|null", "active": "str|null", "target": "str|null",
                      "active_count": "int", "target_count": "int", "lock": "str",
                      "next": "list[str]", "dry_run": "bool"},
+        # `description`: the final state's wording from the spec; `changed`: the symbolic
+        # resources (asg:target, asg:active, ...) the states run declare mutating calls on.
+        "optional": {"description": "str", "changed": "list[str]"},
     },
     "demo.ready": {
         "level": "info",

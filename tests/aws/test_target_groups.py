@@ -254,7 +254,7 @@ def test_wait_elb_with_two_target_groups_makes_two_calls_per_poll(aws, clock, tm
         outcome = deploy(services, clock, tmp_path, actions={
             "wait_instances": then(ACTIONS["wait_instances"], stop_new),
             "wait_elb": Action("wait_elb", measure, ACTIONS["wait_elb"].outcomes,
-                               ACTIONS["wait_elb"].requires)})
+                               requires=ACTIONS["wait_elb"].requires)})
     assert outcome.exit_code == 0, outcome.message
     polls = [e for e in events(logs, "wait.progress") if e["state"] == "wait-elb"]
     assert [p["ready"] for p in polls] == [0, 0, 2]

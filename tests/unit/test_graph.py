@@ -150,7 +150,7 @@ def test_cli_graph_refuses_a_bad_spec(tmp_path: Path, capsys: pytest.CaptureFixt
     code, out, err = run_cli(capsys, "--spec", str(bad))
     assert code == EXIT_USAGE and out == ""
     assert err.splitlines() == [f"abfsm graph: {bad}: states.drain.action: unknown action "
-                                f"'drainn' (known: {', '.join(sorted(ACTIONS))})"]
+                                f"'drainn' (known: {', '.join(sorted(ACTIONS))}; or package.module:attribute)"]
 
 
 # --------------------------------------------------------------------------- dot, png, svg
