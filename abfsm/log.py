@@ -15,12 +15,16 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import IO, Any
 
 import structlog
 
 SCHEMA_VERSION = 1
+
+# Callables handed every event dict of the process (a copy, after run_id/env/level/ts are
+# merged, before rendering): the notification sinks (abfsm/notify). See add_tap().
+_taps: list[Callable[[dict[str, Any]], None]] = []
 
 
 def configure(fmt: str = "auto", *, verbose: bool = False, stream: IO[str] | None = None,
@@ -54,6 +58,7 @@ def _processors(renderer: Any) -> list[Any]:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
         structlog.processors.format_exc_info,
+        _tap,
         renderer,
     ]
 
@@ -63,7 +68,32 @@ def bind(**values: Any) -> None:
     structlog.contextvars.bind_contextvars(**values)
 
 
+def add_tap(tap: Callable[[dict[str, Any]], None]) -> None:
+    """Also hand every later event (a copy of its dict) to `tap`; it must not raise or block."""
+    _taps.append(tap)
+
+
+def remove_tap(tap: Callable[[dict[str, Any]], None]) -> None:
+    if tap in _taps:
+        _taps.remove(tap)
+
+
+def _tap(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for tap in list(_taps):
+        try:
+            tap(dict(event))
+        except Exception:  # noqa: BLE001 - a listener can never break logging
+            pass
+    return event
+
+
+def json_line(event: dict[str, Any]) -> str:
+    """An event as its `--log-format json` line (ts, level, event first), without a newline."""
+    return _json_renderer(None, "", dict(event))
+
+
 def reset() -> None:
+    _taps.clear()
     for screen in list(_screens.values()):
         screen.stop_ticking()
     _screens.clear()
@@ -348,11 +378,11 @@ class ConsoleRenderer:
     def _state_failed(e: dict[str, Any]) -> str:
         error = str(e["error"])
         shown = error if error.startswith(f"{e['state']}:") else f"{e['state']}: {error}"
-        return f"  ✗ {shown}  (→ {_words(e['next'])}, exit {e['exit_code']})" + _trace(e)
+        return f"  ✗ {shown}  (→ {_words(e['next'])}, exit {e['exit_code']})" + _traceback(e)
 
     @staticmethod
     def _run_crashed(e: dict[str, Any]) -> str:
-        return f"  ✗ internal error: {e['error']}" + _trace(e)
+        return f"  ✗ internal error: {e['error']}" + _traceback(e)
 
     @staticmethod
     def _inspect_decided(e: dict[str, Any]) -> str:
@@ -405,12 +435,22 @@ class ConsoleRenderer:
         return _aws_line(e) + " (read)"
 
     @staticmethod
+    def _notify_failed(e: dict[str, Any]) -> str:
+        return (f"  notify: {e['sink']} {e['target']} failed: {e['reason']} "
+                "(the run goes on; no more reports of this sink)")
+
+    @staticmethod
     def _demo_ready(e: dict[str, Any]) -> str:
         made = e.get("created") or {}
         groups = ", ".join(f"{name} ({c['desired']} instance(s))"
                            for name, c in (e.get("before") or {}).items())
+        world = e.get("world")
+        timing = (f"\ndemo: AWS time runs {world['scale']:g}x faster here: instances boot in "
+                  f"{world['boot_s']:g} s, pass the ELB's health check after {world['health_check_s']:g} s "
+                  f"and drain for {world['draining_s']:g} s" if world else
+                  "\ndemo: --fast: moto's instant world (instances InService and healthy at once)")
         return (f"demo: AWS emulator (moto) at {e.get('endpoint')}; created classic ELB "
-                f"{made.get('elb')}, lock bucket {made.get('bucket')}, ASGs {groups}")
+                f"{made.get('elb')}, lock bucket {made.get('bucket')}, ASGs {groups}" + timing)
 
     @staticmethod
     def _demo_after(e: dict[str, Any]) -> str:
@@ -423,6 +463,83 @@ class ConsoleRenderer:
     def _plan(e: dict[str, Any]) -> str:
         return "\n".join(["dry run: the plan (nothing was changed)"]
                          + [f"  {line}" for line in e.get("lines", [])])
+
+    # Gates (bake, alarms, approval, hook, http_check).
+    @staticmethod
+    def _alarms_checked(e: dict[str, Any]) -> str:
+        states = e.get("states") or {}
+        shown = ", ".join(f"{name} {state}" for name, state in sorted(states.items()))
+        return f"  alarms: {len(states)} watched, none in ALARM ({shown})"
+
+    @staticmethod
+    def _alarm_fired(e: dict[str, Any]) -> str:
+        since = f" since {e['since']}" if e.get("since") else ""
+        return f"  ✗ {e['state']}: alarm {e['alarm']} is in ALARM{since}: {e['reason']}"
+
+    @staticmethod
+    def _bake_skipped(e: dict[str, Any]) -> str:
+        return f"  {e['state']}: skipped ({e['reason']})"
+
+    @staticmethod
+    def _bake_started(e: dict[str, Any]) -> str:
+        lbs = ", ".join(e.get("load_balancers") or []) or "no load balancer"
+        return (f"  {e['state']}: {len(e.get('instance_ids') or [])} instance(s) of {e['asg']} "
+                f"must keep serving ({lbs}) for {e['seconds']:g} s")
+
+    @staticmethod
+    def _bake_finished(e: dict[str, Any]) -> str:
+        return (f"  {e['state']}: {e['instances']} instance(s) of {e['asg']} kept serving for "
+                f"{e['seconds']:g} s")
+
+    @staticmethod
+    def _approval_pending(e: dict[str, Any]) -> str:
+        if e.get("pause"):
+            return (f"  {e['state']}: paused for approval; approve with: {e['command']}  "
+                    f"(or: {e['reject']} --reason TEXT), then: abfsm resume")
+        return (f"  {e['state']}: waiting for approval: {e['command']}  "
+                f"(or: {e['reject']} --reason TEXT; up to {e.get('timeout_s') or 0:g} s)")
+
+    @staticmethod
+    def _approval_decided(e: dict[str, Any]) -> str:
+        reason = f": {e['reason']}" if e.get("reason") else ""
+        return f"  {e['state']}: {e['decision']} by {e['by']} at {e['at']}{reason}"
+
+    @staticmethod
+    def _hook_started(e: dict[str, Any]) -> str:
+        return (f"  {e['state']}: running {' '.join(e['command'])} (in {e['cwd']}, "
+                f"up to {e['timeout_s']:g} s)")
+
+    @staticmethod
+    def _hook_output(e: dict[str, Any]) -> str:
+        return f"    {e['state']} │ {e['line']}"
+
+    @staticmethod
+    def _hook_passed(e: dict[str, Any]) -> str:
+        return f"  {e['state']}: {' '.join(e['command'])} exited 0 after {e['duration_s']:.1f} s"
+
+    @staticmethod
+    def _hook_failed(e: dict[str, Any]) -> str:
+        return (f"  ✗ {e['state']}: {' '.join(e['command'])} exited {e['exit_code']} after "
+                f"{e['duration_s']:.1f} s (→ failed)")
+
+    @staticmethod
+    def _http_check_started(e: dict[str, Any]) -> str:
+        urls = e.get("urls") or []
+        more = f" (+{len(urls) - 1} more)" if len(urls) > 1 else ""
+        return (f"  {e['state']}: GET {urls[0] if urls else '?'}{more} until HTTP "
+                f"{e['expect_status']} {e['successes']} time(s) in a row")
+
+    @staticmethod
+    def _http_check_passed(e: dict[str, Any]) -> str:
+        return (f"  {e['state']}: {len(e.get('urls') or [])} target(s) answered as expected "
+                f"{e['successes']} time(s) in a row")
+
+    @staticmethod
+    def _http_check_failed(e: dict[str, Any]) -> str:
+        lines = [f"  ✗ {e['state']}: no pass within {e['timeout_s']:g} s (→ failed):"]
+        for t in e.get("targets") or []:
+            lines.append(f"      {t['target']}: {t['answered']} at {t['at'] or '-'}")
+        return "\n".join(lines)
 
     @staticmethod
     def _run_finished(e: dict[str, Any]) -> str:
@@ -455,12 +572,6 @@ def not_ready_text(not_ready: list[dict[str, Any]], limit: int = 8) -> str:
     return "; ".join(parts)
 
 
-def _trace(e: dict[str, Any]) -> str:
-    """An unexpected error's traceback (`exception`), indented under its line; "" if none."""
-    trace = str(e.get("exception") or "").rstrip()
-    return "".join(f"\n    {line}" for line in trace.splitlines())
-
-
 def _aws_line(e: dict[str, Any]) -> str:
     """`    aws SERVICE Action Param=value ...`: the call as the API (and CloudTrail) names it."""
     params = [f"{k}={_short(v)}" for k, v in (e.get("params") or {}).items()]
@@ -484,6 +595,15 @@ def _lb_name(name: str) -> str:
     if ":targetgroup/" in name:
         return "targetgroup/" + name.split(":targetgroup/", 1)[1].split("/", 1)[0]
     return name
+
+
+def _traceback(e: dict[str, Any]) -> str:
+    """An unexpected error's traceback, indented under its line (empty when there is none)."""
+    trace = str(e.get("exception") or "")
+    if not trace:
+        return ""
+    return "\n".join(["", "  traceback of the unexpected error:"]
+                     + [f"    {line}" for line in trace.rstrip().splitlines()])
 
 
 def _short(value: Any) -> str:

@@ -12,9 +12,13 @@ import importlib
 from collections.abc import Iterator, Mapping
 
 from abfsm.actions.acquire_lock import acquire_lock
+from abfsm.actions.approval import approval
+from abfsm.actions.bake import bake
 from abfsm.actions.base import Action, AwsCall, Param, Run, action
 from abfsm.actions.drain import drain
 from abfsm.actions.empty_target import empty_target
+from abfsm.actions.hook import hook
+from abfsm.actions.http_check import http_check
 from abfsm.actions.inspect import inspect
 from abfsm.actions.rollback import rollback
 from abfsm.actions.scale_step import scale_step
@@ -27,7 +31,7 @@ ENTRY_POINT_GROUP = "abfsm.actions"
 BUILTIN: dict[str, Action] = {
     a.name: a
     for a in (acquire_lock, inspect, empty_target, scale_step, wait_instances, wait_elb,
-              drain, rollback)
+              bake, approval, hook, http_check, drain, rollback)
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from abfsm.actions import alarms
 from abfsm.actions.base import AwsCall, Run, action, describe_asg
 from abfsm.actions.health import lb_health_calls, lb_members, serving_counts, short_lb
 from abfsm.actions.planning import Walk, declared_action, walk
@@ -29,7 +30,7 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
         calls += lb_health_calls(settings, even_unchecked=True)  # who serves more
     if not settings.no_elb_check and (settings.target_group_arns or not settings.elb_names):
         calls.append(AwsCall("elbv2", "DescribeTargetGroupAttributes", resource="target-group"))
-    return calls
+    return calls + alarms.alarm_calls(settings)  # the alarms exist and none fires
 
 
 @action({"deploy", "empty_first", "zero", "nothing_to_do", "dry_run"}, before_plan=True,
@@ -52,6 +53,8 @@ def inspect(run: Run) -> str:
         serving = serving_counts(members, {n: [i.id for i in g.instances] for n, g in groups.items()})
     plan, trigger = decide(settings, groups, serving)
     check_processes(plan, groups)
+    if trigger in ("deploy", "empty_first"):
+        alarms.check_before_deploy(run)  # a missing or firing alarm refuses (exit 3)
     if (plan.load_balancers or plan.target_groups) and not waits_for_load_balancers(run):
         plan.lb_source = f"not waited for: no state of {run.spec.path} waits for them"
     for arn in plan.target_groups:

@@ -6,6 +6,7 @@ while steps remain.
 
 from __future__ import annotations
 
+from abfsm.actions.alarms import alarm_calls
 from abfsm.actions.base import Run, action, describe_asg
 from abfsm.actions.waiting import Progress, wait_until
 
@@ -23,7 +24,9 @@ def _next(run: Run) -> str:
 
 
 @action({"next_step", "instances_ready"}, requires=("target", "steps"),
-        calls=[describe_asg("asg:target")], planner=_planned,
+        calls=lambda settings, params: [describe_asg("asg:target"),
+                                        *alarm_calls(settings)],
+        planner=_planned,
         doc="poll until the step's instances are InService and Healthy in the target ASG; "
             "next_step while steps remain")
 def wait_instances(run: Run) -> str:
@@ -42,6 +45,6 @@ def wait_instances(run: Run) -> str:
                         summary=f"{len(ready)}/{want} InService and Healthy in {asg}",
                         not_ready=not_ready, what="InService+Healthy", ids=ready)
 
-    progress = wait_until(run, check)
+    progress = wait_until(run, check, alarms=True)
     plan.instance_ids = progress.ids
     return _next(run)

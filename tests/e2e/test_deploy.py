@@ -43,7 +43,7 @@ def test_standard_deployment_moves_traffic_to_the_empty_asg(cli, make, server, t
     assert result.transitions == [
         ("locked", "inspect", "acquired"), ("inspect", "scale", "deploy"),
         ("scale", "wait-instances", "scaled"), ("wait-instances", "wait-elb", "instances_ready"),
-        ("wait-elb", "drain", "healthy"), ("drain", "done", "drained")]
+        ("wait-elb", "bake", "healthy"), ("bake", "drain", "baked"), ("drain", "done", "drained")]
     assert not (tmp_path / "state" / "qa.lock").exists()
     runs = tmp_path / "state" / "qa" / "runs"
     archived = [json.loads(p.read_text()) for p in runs.glob("*.json")]

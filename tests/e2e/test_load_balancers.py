@@ -34,8 +34,8 @@ def test_deploy_behind_one_alb_target_group(cli, make, server):
     caps = capacities(make, env["asgs"])
     assert (caps["qa-a"]["desired"], caps["qa-a"]["min"], caps["qa-b"]["instances"]) == (0, 0, 2)
     assert all(tg_states(make, tg)[i] == "healthy" for i in instance_ids(make, "qa-b"))
-    assert result.transitions[-2:] == [("wait-elb", "drain", "healthy"),
-                                       ("drain", "done", "drained")]
+    assert result.transitions[-3:] == [("wait-elb", "bake", "healthy"),
+                                       ("bake", "drain", "baked"), ("drain", "done", "drained")]
 
 
 def test_deploy_behind_an_nlb_target_group(cli, make, server):

@@ -251,7 +251,7 @@ def drive(state_dir: Path, clock: FakeClock, wait_elb: Callable[[Run], str]) -> 
 
     actions = {"acquire_lock": acquire_lock, "inspect": returns("deploy"),
                "scale_step": returns("scaled"), "wait_instances": returns("instances_ready"),
-               "wait_elb": wait_elb, "drain": returns("drained")}
+               "wait_elb": wait_elb, "bake": returns("baked"), "drain": returns("drained")}
     runner.drive(run, spec.initial, actions=actions)
     return record
 
@@ -302,7 +302,7 @@ def test_mermaid_with_environment_marks_the_failed_state_and_path(
         src_id, dst_id = (s.replace("-", "_").replace("scale", "scale_") for s in (src, dst))
         assert any(line.startswith(f"    {src_id} --> {dst_id}: ") and f"{trigger} ({n})" in line
                    for line in lines), (n, trigger)
-    assert "    wait_elb --> drain: healthy" in lines  # not taken: no step number
+    assert "    wait_elb --> bake: healthy" in lines  # not taken: no step number
     assert "classDef stopped " in out and "classDef current " in out
     assert f"title: \"abfsm: {ENV} run {record.run_id}, failed in wait-elb\"" in lines
     assert moves == moves_of(load_spec(None, ACTIONS))  # marks change no edge

@@ -366,7 +366,7 @@ def test_the_plan_walks_the_given_spec_not_the_packaged_one(tmp_path):
     assert calls[1] == "autoscaling UpdateAutoScalingGroup qa-b DesiredCapacity=4"
     text = "\n".join(plan_lines(run, trigger, groups))
     assert "qa-a (desired 4, 4 instance(s)) -> left as it is" in text
-    assert "path          inspect -> scale -> wait-instances -> wait-elb -> done" in text
+    assert "path          inspect -> scale -> wait-instances -> wait-elb -> bake -> done" in text
 
 
 @pytest.mark.parametrize("flags", [{}, {"instance_count_step": 2, "instance_count": 12},

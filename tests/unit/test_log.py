@@ -81,7 +81,7 @@ def test_json_run_through_the_runner_has_run_id_and_env_on_every_line(tmp_path, 
     objs = [json.loads(line) for line in out.getvalue().splitlines()]
     assert {o["event"] for o in objs} >= {"run.started", "transition", "run.finished"}
     assert all(o["run_id"] == run.record.run_id and o["env"] == "qa" for o in objs)
-    assert sum(o["event"] == "transition" for o in objs) == 8
+    assert sum(o["event"] == "transition" for o in objs) == 9
 
 
 def test_json_debug_events_only_with_verbose():

@@ -233,7 +233,7 @@ def test_check_state_name_rejects_an_unknown_state_listing_the_working_ones(spec
         runner.check_state_name(spec, "wait-dns")
     assert str(caught.value) == (
         "--from wait-dns: not a state of states.yaml (packaged) (states: locked, inspect, "
-        "empty, scale, wait-instances, wait-elb, drain, rollback)")
+        "empty, scale, wait-instances, wait-elb, bake, drain, rollback)")
 
 
 @pytest.mark.parametrize("final", ["done", "failed", "rolled-back"])
@@ -258,7 +258,7 @@ def test_an_ab_plan_with_a_target_supports_scale_to_drain_and_rollback(spec):
     """A decided A/B plan supports scale..drain and rollback; not locked/inspect (the plan is
     decided), not `empty` (needs empty_first)."""
     assert runner.resumable_states(spec, AB_PLAN) == [
-        "scale", "wait-instances", "wait-elb", "drain", "rollback"]
+        "scale", "wait-instances", "wait-elb", "bake", "drain", "rollback"]
 
 
 def test_from_inspect_after_the_plan_was_decided_is_refused(tmp_path, entered):
@@ -270,7 +270,7 @@ def test_from_inspect_after_the_plan_was_decided_is_refused(tmp_path, entered):
     assert str(caught.value) == (
         f"cannot resume run {rec.run_id} from inspect: inspect already decided this run's "
         "plan and the deployment went on; re-deciding over a half-finished deployment is "
-        "refused; it can resume from: scale, wait-instances, wait-elb, drain, rollback")
+        "refused; it can resume from: scale, wait-instances, wait-elb, bake, drain, rollback")
     assert not entered
     assert Lock(LocalStore(tmp_path, "qa"), SystemClock()).holder().record.run_id == rec.run_id
 

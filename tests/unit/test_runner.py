@@ -21,7 +21,7 @@ from abfsm.record import RunRecord, new_record
 from tests.fakes import FakeClock
 
 ENV = "qa"
-HAPPY_PATH = ["locked", "inspect", "scale", "wait-instances", "wait-elb", "drain"]
+HAPPY_PATH = ["locked", "inspect", "scale", "wait-instances", "wait-elb", "bake", "drain"]
 
 
 class NoAws:
@@ -74,6 +74,9 @@ def fakes(calls: list[str] | None = None, **override: Callable[[Run], str]) -> d
     def wait_elb(run: Run) -> str:
         return "healthy"
 
+    def bake(run: Run) -> str:
+        return "baked"
+
     def drain(run: Run) -> str:
         return "drained"
 
@@ -84,7 +87,7 @@ def fakes(calls: list[str] | None = None, **override: Callable[[Run], str]) -> d
         return "rolled_back"
 
     table = {f.__name__: f for f in (acquire_lock, inspect, scale_step, wait_instances,
-                                      wait_elb, drain, empty_target, rollback)}
+                                      wait_elb, bake, drain, empty_target, rollback)}
     table.update(override)
 
     def recording(name: str, fn: Callable[[Run], str]) -> Callable[[Run], str]:
@@ -117,7 +120,7 @@ def test_happy_path_logs_one_transition_per_move(tmp_path, clock):
         ("locked", "inspect", "acquired"), ("inspect", "scale", "deploy"),
         ("scale", "wait-instances", "scaled"), ("wait-instances", "scale", "next_step"),
         ("scale", "wait-instances", "scaled"), ("wait-instances", "wait-elb", "instances_ready"),
-        ("wait-elb", "drain", "healthy"), ("drain", "done", "drained"),
+        ("wait-elb", "bake", "healthy"), ("bake", "drain", "baked"), ("drain", "done", "drained"),
     ]
     assert outcome.exit_code == 0 and outcome.status == "done"
 
@@ -171,9 +174,10 @@ def test_record_is_saved_before_each_action_runs(tmp_path, clock):
     run = make_run(tmp_path, clock)
     outcome, _ = drive(run, fakes(inspect=peek(base["inspect"]), scale_step=peek("scaled"),
                                   wait_instances=peek(base["wait_instances"]),
-                                  wait_elb=peek("healthy"), drain=peek("drained")))
+                                  wait_elb=peek("healthy"), bake=peek("baked"),
+                                  drain=peek("drained")))
     assert outcome.exit_code == 0
-    assert seen == {s: s for s in ("inspect", "scale", "wait-instances", "wait-elb", "drain")}
+    assert seen == {s: s for s in ("inspect", "scale", "wait-instances", "wait-elb", "bake", "drain")}
 
 
 def test_plan_decided_in_inspect_is_on_record_before_scale(tmp_path, clock):
@@ -382,7 +386,7 @@ def test_run_finished_reports_outcome_and_path(tmp_path, clock):
     assert (finished[0]["outcome"], finished[0]["exit_code"]) == ("done", 0)
     assert [p["state"] for p in finished[0]["path"]] == [
         "locked", "inspect", "scale", "wait-instances", "scale", "wait-instances",
-        "wait-elb", "drain"]
+        "wait-elb", "bake", "drain"]
     assert finished[0]["lock"] == "released"
 
 

@@ -177,12 +177,12 @@ BROKEN: list[tuple[str, Any, str, str]] = [
      "states.scale.exit", "only final states take this key"),
     ("transition-leaving-final", add_transition("again", "done", "locked"),
      f"transitions[{N}].source", "'done' is a final state; nothing leaves it"),
-    ("outcome-not-declared", drop_transition("healthy", "wait-elb"),
-     "states.wait-elb", "action 'wait_elb' can return 'healthy' but no transition from 'wait-elb'"),
+    ("outcome-not-declared", drop_transition("baked", "bake"),
+     "states.bake", "action 'bake' can return 'baked' but no transition from 'bake'"),
     ("trigger-not-an-outcome", add_transition("bogus", "drain", "done"),
      "states.drain", "trigger 'bogus' from 'drain' is not an outcome of action 'drain'"),
     ("missing-fail", fail_only_from("locked", "inspect", "empty", "scale", "wait-instances",
-                                    "wait-elb", "rollback"),
+                                    "wait-elb", "bake", "rollback"),
      "states.drain", "no 'fail' transition from working state 'drain'"),
     ("unknown-timeout-setting", set_key("states", "scale", "timeout", value="update_timeout"),
      "states.scale.timeout", "unknown timeout setting 'update_timeout' (known: "),
@@ -280,9 +280,10 @@ def test_packaged_spec_loads() -> None:
     assert spec.path == "states.yaml (packaged)"
     assert spec.initial == "locked"
     assert spec.states["done"].final and spec.states["done"].exit == 0
-    assert Transition("healthy", "wait-elb", "drain") in spec.transitions
+    assert Transition("healthy", "wait-elb", "bake") in spec.transitions
+    assert Transition("baked", "bake", "drain") in spec.transitions
     assert set(spec.working_states) == {"locked", "inspect", "empty", "scale", "wait-instances",
-                                        "wait-elb", "drain", "rollback"}
+                                        "wait-elb", "bake", "drain", "rollback"}
 
 
 def test_root_states_yaml_is_the_packaged_spec() -> None:
@@ -338,7 +339,7 @@ def test_bad_spec_stops_cli_before_any_aws_call(tmp_path: Path, monkeypatch: pyt
 
 def test_bad_spec_subprocess_exits_2_with_one_line(tmp_path: Path) -> None:
     """`python -m abfsm deploy --spec BAD.yaml` exits 2, one stderr line, no AWS import."""
-    bad = write_spec(tmp_path, drop_transition("healthy", "wait-elb"))
+    bad = write_spec(tmp_path, drop_transition("baked", "bake"))
     env = dict(os.environ, AWS_ENDPOINT_URL="http://127.0.0.1:9", PYTHONPATH=str(ROOT))
     probe = ("import runpy, sys; sys.argv = ['abfsm'] + sys.argv[1:]\n"
              "try:\n    runpy.run_module('abfsm', run_name='__main__')\n"
@@ -350,7 +351,7 @@ def test_bad_spec_subprocess_exits_2_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == EXIT_USAGE
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert str(bad) in lines[0] and "states.wait-elb" in lines[0] and "'healthy'" in lines[0]
+    assert str(bad) in lines[0] and "states.bake" in lines[0] and "'baked'" in lines[0]
     assert proc.stdout == ""  # neither boto3 nor botocore was imported
     assert not (tmp_path / "state").exists()
 
@@ -412,8 +413,11 @@ def test_every_spec_drives_to_a_final_state(tmp_path: Path, clock: FakeClock,
 
 
 def test_example_specs_exist_and_differ_from_the_packaged_one() -> None:
-    """examples/specs/ holds at least one valid spec that is a different machine."""
+    """examples/specs/ holds valid specs, each a different machine (its moves, or its states'
+    params: bake-with-alarms.yaml is the packaged machine with a parameterised bake)."""
     assert EXAMPLE_SPECS
-    packaged_moves = set(load_spec(None, ACTIONS).transitions)
+    packaged = load_spec(None, ACTIONS)
     for path in EXAMPLE_SPECS:
-        assert set(load_spec(path, ACTIONS).transitions) != packaged_moves, path
+        spec = load_spec(path, ACTIONS)
+        assert (set(spec.transitions), dict(spec.states)) != (
+            set(packaged.transitions), dict(packaged.states)), path
