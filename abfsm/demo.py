@@ -132,7 +132,10 @@ def run(*, step: int = 1, log_format: str = "console", verbose: bool = False,
                             log_format=log_format, verbose=verbose, region=REGION,
                             endpoint_url=endpoint, state_dir=state_dir or ".abfsm")
         services = connect(region=REGION, endpoint_url=endpoint, credentials=CREDENTIALS)
-        outcome = runner.deploy(settings, services=services, clock=clock, run_id=run_id)
+        from abfsm.cli import next_command
+
+        outcome = runner.deploy(settings, services=services, clock=clock, run_id=run_id,
+                                render_next=next_command)
         _log.info("demo.after", after=observe(endpoint),
                   lock_left=bool(client(endpoint, "s3").list_objects_v2(
                       Bucket=made["bucket"], Prefix="demo.lock").get("KeyCount")))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from abfsm.actions.base import Run, action
 
 
-@action({"acquired"}, before_plan=True)
+@action({"acquired"}, before_plan=True,
+        doc="take the environment lock atomically (a dry run only checks that it is free)")
 def acquire_lock(run: Run) -> str:
     if run.lock.held:  # resumed: this run already holds it
         return "acquired"

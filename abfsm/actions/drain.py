@@ -8,15 +8,37 @@ balancer of the plan (target groups: draining -> gone), within --health-check-ti
 
 from __future__ import annotations
 
-from abfsm.actions.asg_empty import wait_empty, zero_asg
-from abfsm.actions.base import Run, action
-from abfsm.actions.health import short_lb
+from abfsm.actions.asg_empty import planned_zero, wait_empty, zero_asg
+from collections.abc import Mapping
+from typing import Any
+
+from abfsm.actions.base import AwsCall, Run, action, describe_asg, update_asg
+from abfsm.actions.health import lb_health_calls, short_lb
+from abfsm.context import Settings
 
 
-@action({"drained"}, requires=("mode",))
+def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
+    calls = [update_asg("asg:active")]
+    if settings.wait_for_scale_down:
+        calls += [describe_asg("asg:active"), *lb_health_calls(settings)]
+    return calls
+
+
+def _old(run: Run) -> str | None:
+    plan = run.plan
+    return plan.active if plan.active and plan.active != plan.target else None
+
+
+def _planned(run: Run) -> tuple[str, list[str]]:
+    return "drained", planned_zero(_old(run))
+
+
+@action({"drained"}, requires=("mode",), calls=_calls, planner=_planned,
+        doc="set the old ASG's MinSize and DesiredCapacity to 0 (with --wait-for-scale-down, "
+            "wait until it is empty and deregistered)")
 def drain(run: Run) -> str:
     plan = run.plan
-    old = plan.active if plan.active and plan.active != plan.target else None
+    old = _old(run)
     if old is None:
         run.log.info("drain.nothing", reason="no old ASG to drain")
         return "drained"

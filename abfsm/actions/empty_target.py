@@ -6,11 +6,15 @@ itself, when populated).
 
 from __future__ import annotations
 
-from abfsm.actions.asg_empty import wait_empty, zero_asg
-from abfsm.actions.base import Run, action
+from abfsm.actions.asg_empty import planned_zero, wait_empty, zero_asg
+from abfsm.actions.base import Run, action, describe_asg, update_asg
 
 
-@action({"emptied"}, requires=("empty_first",))
+@action({"emptied"}, requires=("empty_first",),
+        calls=[update_asg("asg:target"), describe_asg("asg:target")],
+        planner=lambda run: ("emptied", planned_zero(run.plan.empty_first)),
+        doc="zero the ASG that must be empty before it is filled (--clean-up, --single-asg) "
+            "and wait until it is")
 def empty_target(run: Run) -> str:
     asg: str = run.plan.empty_first  # type: ignore[assignment]
     zero_asg(run, asg)

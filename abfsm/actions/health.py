@@ -15,12 +15,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from abfsm.actions.base import AwsCall
 from abfsm.actions.waiting import Progress
 from abfsm.aws import Services
 from abfsm.aws.autoscaling import Instance
 from abfsm.aws.elb import Member
+from abfsm.context import Settings
 
 NOT_REGISTERED = "Target.NotRegistered"
+
+
+def lb_health_calls(settings: Settings, *, even_unchecked: bool = False) -> list[AwsCall]:
+    """The health reads `lb_members` can make under `settings`: one per classic ELB
+    (DescribeInstanceHealth) and per target group (DescribeTargetHealth), either named by
+    flags or discovered from the ASGs' attachments."""
+    if settings.no_elb_check and not even_unchecked:
+        return []
+    calls = []
+    if settings.elb_names or not settings.target_group_arns:
+        calls.append(AwsCall("elb", "DescribeInstanceHealth", resource="elb"))
+    if settings.target_group_arns or not settings.elb_names:
+        calls.append(AwsCall("elbv2", "DescribeTargetHealth", resource="target-group"))
+    return calls
 
 
 def lb_members(aws: Services, load_balancers: Sequence[str],

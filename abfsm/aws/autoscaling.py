@@ -56,13 +56,27 @@ class AutoScaling:
     def update_capacity(self, name: str, *, desired: int, min_size: int | None = None,
                         max_size: int | None = None) -> None:
         """One UpdateAutoScalingGroup call: MinSize/MaxSize move with the desired capacity."""
-        params: dict[str, Any] = {"AutoScalingGroupName": name, "DesiredCapacity": desired}
-        if min_size is not None:
-            params["MinSize"] = min_size
-        if max_size is not None:
-            params["MaxSize"] = max_size
+        params = update_params(name, desired=desired, min_size=min_size, max_size=max_size)
         call(self._client, "autoscaling", "UpdateAutoScalingGroup", mutating=True,
              log_params=params, **params)
+
+
+def update_params(name: str, *, desired: int, min_size: int | None = None,
+                  max_size: int | None = None) -> dict[str, Any]:
+    """The UpdateAutoScalingGroup parameters `update_capacity` sends (the dry-run plan shows
+    exactly these)."""
+    params: dict[str, Any] = {"AutoScalingGroupName": name, "DesiredCapacity": desired}
+    if min_size is not None:
+        params["MinSize"] = min_size
+    if max_size is not None:
+        params["MaxSize"] = max_size
+    return params
+
+
+def describe_update(params: dict[str, Any]) -> str:
+    """An UpdateAutoScalingGroup call as one plan line."""
+    rest = " ".join(f"{k}={v}" for k, v in params.items() if k != "AutoScalingGroupName")
+    return f"autoscaling UpdateAutoScalingGroup {params['AutoScalingGroupName']} {rest}"
 
 
 def _group(g: dict[str, Any]) -> Group:
