@@ -417,7 +417,7 @@ if __name__ == "__main__":
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": os.devnull,
                        "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
-    from tests import moto_fixes
+    from abfsm.emulator import fixes as moto_fixes
 
     moto_fixes.apply()
     sys.exit(main())
