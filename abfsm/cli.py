@@ -489,7 +489,7 @@ def _report(outcome: Any, fmt: str, args: argparse.Namespace | None = None) -> i
 # Settings that never change the IAM policy: left out of the iam-policy command a denial names.
 _NOT_IN_POLICY = {"log_format", "verbose", "state_dir", "endpoint_url", "profile",
                   "update_timeout", "health_check_timeout", "instance_count",
-                  "instance_count_step", "instance_count_match", "spec"}
+                  "instance_count_step", "instance_count_match", "spec", "notify_on"}
 
 
 def _iam_hint(exc: BaseException, args: argparse.Namespace,
