@@ -496,17 +496,16 @@ def _iam_hint(exc: BaseException, args: argparse.Namespace,
               saved: dict[str, Any] | None = None) -> None:
     """After an AccessDenied: name the refused IAM action and resource and the command that
     prints the policy this run needs."""
-    from abfsm.errors import AccessDenied
-
-    if not isinstance(exc, AccessDenied):
-        return
     from abfsm import iam
 
+    denied = iam.denial(exc)
+    if denied is None:
+        return
     try:
         settings = Settings.from_dict(saved) if saved else settings_from(args)
     except UsageError:
         return
-    action, resource = iam.refused(exc, settings.region)
+    action, resource = iam.refused(denied, settings.region)
     command = args.command if args.command in COMMANDS_IAM else "deploy"
     sys.stderr.write(f"abfsm: AWS refused {action} on {resource}; the policy this needs: "
                      f"{iam_policy_command(settings, command)}\n")

@@ -444,6 +444,18 @@ def actions_of(doc: Mapping[str, Any]) -> list[str]:
 
 # -- what a refusal names ----------------------------------------------------------------------
 
+def denial(exc: BaseException | None) -> AccessDenied | None:
+    """The AccessDenied behind `exc`: itself, or what it was raised from or during (a lock
+    that could not be released because its DeleteObject was refused)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, AccessDenied):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
 def refused(exc: AccessDenied, region: str | None = None, account: str | None = None) -> tuple[str, str]:
     """(IAM action, resource) AWS refused, from the call that was refused."""
     p = exc.params
