@@ -489,7 +489,10 @@ def _report(outcome: Any, fmt: str, args: argparse.Namespace | None = None) -> i
 # Settings that never change the IAM policy: left out of the iam-policy command a denial names.
 _NOT_IN_POLICY = {"log_format", "verbose", "state_dir", "endpoint_url", "profile",
                   "update_timeout", "health_check_timeout", "instance_count",
-                  "instance_count_step", "instance_count_match", "spec"}
+                  "instance_count_step", "instance_count_match", "notify_on",
+                  "pause_at_approval"}
+# Sinks that call AWS (the others, HTTP and syslog, need no permission and may hold secrets).
+_AWS_SINKS = ("sns:", "events:", "logs:")
 
 
 def _iam_hint(exc: BaseException, args: argparse.Namespace,
@@ -529,6 +532,8 @@ def iam_policy_command(settings: Settings, command: str = "deploy") -> str:
         if not flag or field in _NOT_IN_POLICY or not hasattr(settings, field):
             continue
         value = getattr(settings, field)
+        if field == "notify":
+            value = [v for v in value if str(v).startswith(_AWS_SINKS)]
         if value == getattr(defaults, field) and field != "environment":
             continue
         if isinstance(value, bool):

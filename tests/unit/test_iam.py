@@ -431,3 +431,14 @@ def test_a_permission_error_is_raised_as_access_denied_naming_the_call(code: str
     assert (exc.service, exc.api, exc.params, exc.exit_code) == (
         "s3", "PutObject", {"Bucket": "b", "Key": "k"}, 1)
     assert str(exc) == f"s3 PutObject failed: {code}: no"
+
+
+def test_the_hint_command_keeps_what_changes_the_policy_only() -> None:
+    """--spec, --bake-time and AWS sinks are kept; a Slack sink (no AWS call, maybe a secret)
+    and --notify-on are left out."""
+    settings = _settings(spec="my.yaml", bake_time=30.0, notify_on=["run.finished"],
+                         notify=["slack:https://hooks.slack.com/…", "sns:arn:aws:sns:us-east-1:"
+                                 "123456789012:deploys"])
+    assert cli.iam_policy_command(settings) == (
+        "abfsm iam-policy --environment qa --bake-time 30.0 "
+        "--notify sns:arn:aws:sns:us-east-1:123456789012:deploys --spec my.yaml")
