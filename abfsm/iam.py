@@ -496,11 +496,12 @@ def readme_block() -> str:
     standard = Settings(environment="ENV", elb_names=["NAME"], lock_bucket_name="LOCK_BUCKET")
     spec = load(standard)
     every = replace(standard, elb_names=[], clean_up=True, rollback_on_failure=True,
-                    wait_for_scale_down=True)
+                    wait_for_scale_down=True, alarms=["ALARM"], bake_time=60.0)
     lines = [f"`abfsm iam-policy {README_FLAGS}` (the standard A/B deploy with a lock bucket):",
              "", "```json", render(grants(spec, standard)).rstrip("\n"), "```", "",
-             "Every action any command can need (`--command all`, load balancers discovered, "
-             "`--clean-up --rollback-on-failure --wait-for-scale-down`):", "",
+             "Every action any command can need with the packaged spec (`--command all`, load "
+             "balancers discovered, `--clean-up --rollback-on-failure --wait-for-scale-down "
+             "--alarm ALARM --bake-time 60`):", "",
              "| action | resource | needed by | why this resource |", "|---|---|---|---|"]
     for g in grants(spec, every, "all"):
         resources = "<br>".join(f"`{r}`" for r in g.resources)
