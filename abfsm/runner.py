@@ -395,6 +395,7 @@ class _Driver:
             what = "completed" if not final.failed else f"ended {final.name}"
             err = ReleaseFailed(f"the deployment itself {what} ({final.name}), but the lock "
                                 f"could not be released: {exc}")
+            err.__cause__ = exc  # what refused the release stays findable (an AccessDenied)
             record.last_error = str(err)
             # What AWS refused (e.g. AccessDenied on DeleteObject) is what the CLI explains.
             cause = exc.__cause__ or exc.__context__
