@@ -473,8 +473,9 @@ class ConsoleRenderer:
 
     @staticmethod
     def _alarm_fired(e: dict[str, Any]) -> str:
+        # the state.failed line that follows quotes the StateReason
         since = f" since {e['since']}" if e.get("since") else ""
-        return f"  ✗ {e['state']}: alarm {e['alarm']} is in ALARM{since}: {e['reason']}"
+        return f"  {e['state']}: CloudWatch alarm {e['alarm']} is in ALARM{since}"
 
     @staticmethod
     def _bake_skipped(e: dict[str, Any]) -> str:
