@@ -395,6 +395,7 @@ class _Driver:
             what = "completed" if not final.failed else f"ended {final.name}"
             err = ReleaseFailed(f"the deployment itself {what} ({final.name}), but the lock "
                                 f"could not be released: {exc}")
+            err.__cause__ = exc  # the refusal behind it (e.g. AccessDenied) stays reachable
             record.last_error = str(err)
             return self._finish(err.exit_code, final.name, err, release_failed=True,
                                 description=f"{description}, but its lock could not be released")

@@ -161,6 +161,8 @@ class Result:
 
 def _result(outcome: Any) -> Result:
     err = outcome.error
+    while err is not None and not isinstance(err, AccessDenied):  # e.g. ReleaseFailed's cause
+        err = err.__cause__
     return Result(outcome.exit_code, outcome.status,
                   iam.refused(err, REGION) if isinstance(err, AccessDenied) else None)
 

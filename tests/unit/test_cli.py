@@ -281,8 +281,9 @@ def test_unlock_prints_its_report_on_stdout_and_console_lines_on_stderr(aws, cap
     assert code == 0
     assert out.startswith(f"removed s3://qa-locks/qa.lock: run {record.run_id} ")
     assert not [line for line in (out + err).splitlines() if line.lstrip().startswith("{")]
-    (line,) = err.splitlines()
-    assert line.startswith("    aws s3 DeleteObject Bucket=qa-locks Key=qa.lock IfMatch=")
+    delete, archive = err.splitlines()  # the lock removed, then the record archived (#7)
+    assert delete.startswith("    aws s3 DeleteObject Bucket=qa-locks Key=qa.lock IfMatch=")
+    assert archive.startswith(f"    aws s3 PutObject Bucket=qa-locks Key=qa/runs/{record.run_id}.json")
 
 
 def test_status_prints_only_its_report(aws, capsys):

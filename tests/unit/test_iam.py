@@ -305,7 +305,7 @@ def test_iam_policy_makes_no_aws_call() -> None:
     """In a fresh interpreter, iam-policy never imports botocore (so it cannot call AWS), even
     with no region or credentials configured."""
     code = ("import sys; from abfsm.cli import main; rc = main(['iam-policy', '--environment', "
-            "'qa', '--lock-bucket-name', 'b', '--command', 'all']); "
+            "'qa', '--lock-bucket-name', 'qa-locks', '--command', 'all']); "
             "assert 'botocore' not in sys.modules, 'botocore imported'; sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
