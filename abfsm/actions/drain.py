@@ -8,10 +8,11 @@ balancer of the plan (target groups: draining -> gone), within --health-check-ti
 
 from __future__ import annotations
 
-from abfsm.actions.asg_empty import wait_empty, zero_asg
 from collections.abc import Mapping
 from typing import Any
 
+from abfsm.actions import processes
+from abfsm.actions.asg_empty import wait_empty, zero_asg
 from abfsm.actions.base import AwsCall, Run, action, describe_asg, update_asg
 from abfsm.actions.health import lb_health_calls, short_lb
 from abfsm.context import Settings
@@ -21,6 +22,8 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
     calls = [update_asg("asg:active")]
     if settings.wait_for_scale_down:
         calls += [describe_asg("asg:active"), *lb_health_calls(settings)]
+    if settings.resume_processes:
+        calls += processes.calls()
     return calls
 
 
@@ -32,7 +35,9 @@ def drain(run: Run) -> str:
     old = plan.active if plan.active and plan.active != plan.target else None
     if old is None:
         run.log.info("drain.nothing", reason="no old ASG to drain")
+        processes.resuspend_all(run)
         return "drained"
+    processes.resume(run, old)  # --resume-processes: its Terminate
     wait = run.settings.wait_for_scale_down
     old_ids: list[str] = []
     if wait:  # before zeroing: once terminated, the group no longer names them
@@ -48,4 +53,5 @@ def drain(run: Run) -> str:
         progress = wait_empty(run, old, old_ids, load_balancers=plan.load_balancers,
                               target_groups=plan.target_groups)
         run.log.info("drain.finished", asg=old, instances=progress.total)
+    processes.resuspend_all(run, emptying=(old,))  # the old ASG's only once it is empty
     return "drained"

@@ -6,6 +6,7 @@ itself, when populated).
 
 from __future__ import annotations
 
+from abfsm.actions import processes
 from abfsm.actions.asg_empty import wait_empty, zero_asg
 from abfsm.actions.base import Run, action, describe_asg, update_asg
 
@@ -16,6 +17,7 @@ from abfsm.actions.base import Run, action, describe_asg, update_asg
             "and wait until it is")
 def empty_target(run: Run) -> str:
     asg: str = run.plan.empty_first  # type: ignore[assignment]
+    processes.resume(run, asg, only=("Terminate",))  # --resume-processes
     zero_asg(run, asg)
     wait_empty(run, asg)
     run.log.info("asg.emptied", asg=asg)

@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from abfsm.aws.autoscaling import AutoScaling
+from abfsm.aws.ec2 import LaunchTemplates
 from abfsm.aws.elb import ClassicElb, TargetGroups
 from abfsm.aws.s3 import S3Objects
 from abfsm.errors import UsageError
@@ -39,6 +40,10 @@ class Services:
     @cached_property
     def elbv2(self) -> TargetGroups:
         return TargetGroups(self._make_client("elbv2"))
+
+    @cached_property
+    def ec2(self) -> LaunchTemplates:
+        return LaunchTemplates(self._make_client("ec2"))
 
     @cached_property
     def s3(self) -> S3Objects:
