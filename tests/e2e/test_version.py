@@ -50,7 +50,7 @@ def deployable(make: Any) -> None:
 
 def test_image_id_deploys_a_new_version_and_the_new_instances_run_it(cli, make, server):
     """--image-id: v2 = v1 with the new AMI, qa-b set to 2 and its instances run the AMI;
-    qa-a and the template's default version untouched; the version is in the run record."""
+    qa-a and the template's default version untouched; `abfsm status` shows what each runs."""
     deployable(make)
     result = cli("deploy", "--environment", "qa", "--instance-count", "2", "--image-id", NEW_AMI,
                  *FAST)
@@ -66,6 +66,8 @@ def test_image_id_deploys_a_new_version_and_the_new_instances_run_it(cli, make, 
     assert created["version"] == 2 and created["reused"] is False
     [decided] = result.named("version.decided")
     assert decided["version_from"] == "$Latest" and decided["version_from_number"] == 1
+    status = cli("status", "--environment", "qa")
+    assert "versions after the last run: qa-a qa-lt v1; qa-b qa-lt v2" in status.stdout
 
 
 def test_launch_template_version_latest_is_resolved_to_a_number_and_recorded(cli, make, server,
