@@ -56,7 +56,7 @@ from abfsm.aws import connect  # noqa: E402
 from abfsm.context import Settings  # noqa: E402
 from abfsm.lock import Lock  # noqa: E402
 from abfsm.runner import deploy  # noqa: E402
-from tests import moto_fixes  # noqa: E402
+from abfsm.emulator import fixes as moto_fixes  # noqa: E402
 from tests.fakes import FakeClock  # noqa: E402
 from tests.support.aws_env import REGION, build_env, client_factory  # noqa: E402
 

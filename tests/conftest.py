@@ -1,4 +1,5 @@
-"""Shared fixtures: moto corrections, fake AWS credentials, a clean structlog per test."""
+"""Shared fixtures: the emulator's moto corrections (and its world model on request), fake AWS
+credentials, a clean structlog per test."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 import structlog
 
-from tests import moto_fixes
+from abfsm.emulator import fixes
 from tests.fakes import FakeClock
 from tests.support.aws_env import CREDENTIALS, REGION, client_factory
 
@@ -24,7 +25,7 @@ def _fake_aws_environment() -> Iterator[None]:
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
                        "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
-    moto_fixes.apply()
+    fixes.apply()
     yield
     os.environ.clear()
     os.environ.update(saved)
@@ -59,3 +60,14 @@ def services(aws: Any) -> Any:
     from abfsm.aws import connect
 
     return connect(region=REGION, credentials=CREDENTIALS)
+
+
+@pytest.fixture
+def world(aws: Any) -> Iterator[Any]:
+    """The emulator's world model over in-process moto, frozen (scale 0): the test moves time
+    with `world.advance(seconds)`. Without this fixture moto's instant world applies."""
+    from abfsm.emulator import world as world_model
+
+    frozen = world_model.activate(world_model.World(world_model.WorldClock(scale=0.0)))
+    yield frozen
+    world_model.deactivate()

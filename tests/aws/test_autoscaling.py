@@ -1,4 +1,4 @@
-"""abfsm.aws.autoscaling.AutoScaling against in-process moto (with tests/moto_fixes.py)."""
+"""abfsm.aws.autoscaling.AutoScaling against in-process moto (with abfsm/emulator/fixes.py)."""
 
 from __future__ import annotations
 

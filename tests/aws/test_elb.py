@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from abfsm.aws.elb import Member
-from tests.moto_fixes import OUT_OF_SERVICE_REASON
+from abfsm.emulator.fixes import OUT_OF_SERVICE_REASON
 from tests.support.aws_env import build_env, instance_ids
 
 

@@ -1,4 +1,4 @@
-"""Each correction in tests/moto_fixes.py is in force, and plain moto behaves differently."""
+"""Each correction in abfsm/emulator/fixes.py is in force, and plain moto behaves differently."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests import moto_fixes
+from abfsm.emulator import fixes as moto_fixes
 from tests.support.aws_env import build_env, capacities, elb_states, instance_ids
 
 

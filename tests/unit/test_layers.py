@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "abfsm"
 # Higher may import lower (or its own rank), never the other way round.
 RANKS = {
     "abfsm.cli": 4, "abfsm.__main__": 4, "abfsm.demo": 4, "abfsm.graph": 4, "abfsm.admin": 4,
+    "abfsm.emulator": 4,  # the embedded emulator (moto): demo and tests only, never the engine
     "abfsm.runner": 3,
     "abfsm.actions": 2,
     "abfsm.aws": 1,

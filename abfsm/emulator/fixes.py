@@ -1,10 +1,10 @@
 """Corrections to moto where its behaviour would hide bugs that real AWS exposes.
 
-Applied in-process (autouse fixture in tests/conftest.py) and inside the moto_server the
-end-to-end tests start (tests/support/moto_server.py). Each has a test in
-tests/aws/test_moto_fixes.py proving the correction is in force; `ORIGINALS` keeps moto's
-own implementations and `unpatched()` restores them for a moment, so those tests can also
-show what plain moto would have done.
+Part of the embedded emulator: applied by `abfsm.emulator.server` (the server of `abfsm
+demo`, the examples and the end-to-end tests) and in-process by the tests' autouse fixture
+(tests/conftest.py). Each has a test in tests/aws/test_moto_fixes.py proving the correction
+is in force; `ORIGINALS` keeps moto's own implementations and `unpatched()` restores them
+for a moment, so those tests can also show what plain moto would have done.
 
 1. MinSize/MaxSize are enforced. Plain moto accepts a DesiredCapacity outside
    [MinSize, MaxSize]; AWS answers ValidationError. Without this, a drain that forgets
@@ -32,6 +32,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+__all__ = ["ORIGINALS", "OUT_OF_SERVICE_DESCRIPTION", "OUT_OF_SERVICE_REASON", "apply",
+           "serving_ids", "unpatched"]
+
 _applied = False
 _s3_lock = threading.Lock()
 
@@ -44,6 +47,7 @@ OUT_OF_SERVICE_DESCRIPTION = ("Instance has failed at least the UnhealthyThresho
 
 
 def apply() -> None:
+    """Install every correction (once per process; later calls do nothing)."""
     global _applied
     if _applied:
         return
@@ -129,13 +133,13 @@ def _share_classic_elbs() -> None:
                 elbs = self.elb_backend.describe_load_balancers(names=group.load_balancer_names)
             except LoadBalancerNotFoundError:
                 return
-            group_ids = {s.instance.id for s in group.active_instances()}
+            group_ids = serving_ids(group)
             for elb in elbs:
                 owned_elsewhere = {
-                    s.instance.id
+                    iid
                     for other in self.autoscaling_groups.values()
                     if other is not group and elb.name in other.load_balancer_names
-                    for s in other.active_instances()
+                    for iid in serving_ids(other)
                 }
                 current = set(elb.instance_ids)
                 self.elb_backend.register_instances(elb.name, group_ids - current,
@@ -145,6 +149,12 @@ def _share_classic_elbs() -> None:
         return update_attached_elbs
 
     _replace(AutoScalingBackend, "update_attached_elbs", make)
+
+
+def serving_ids(group: Any) -> set[str]:
+    """A group's InService instances: what it keeps registered in its load balancers (plain
+    moto's `active_instances()`; the world model's Pending ones count as active, not serving)."""
+    return {s.instance.id for s in group.instance_states if s.lifecycle_state == "InService"}
 
 
 def _atomic_s3_conditional_put() -> None:
