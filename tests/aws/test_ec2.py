@@ -42,6 +42,30 @@ def test_create_version_copies_the_source_with_the_new_image(services, aws):
     assert services.ec2.versions(lt, ["$Default"])["$Default"].number == 1
 
 
+def test_create_version_keeps_the_source_versions_other_data(services, aws):
+    """The new version is the source with another ImageId: its InstanceType is kept (AWS's
+    SourceVersion semantics; moto corrected, see abfsm/emulator/fixes.py)."""
+    lt = template(aws)
+    services.ec2.create_version(lt, source_version=1, image_id=NEW_AMI, description="d")
+    [v2] = aws("ec2").describe_launch_template_versions(LaunchTemplateId=lt,
+                                                        Versions=["2"])["LaunchTemplateVersions"]
+    assert v2["LaunchTemplateData"] == {"ImageId": NEW_AMI, "InstanceType": "t3.micro"}
+
+
+def test_plain_moto_drops_the_source_versions_data(services, aws):
+    """Without the correction moto's new version has only the ImageId given."""
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+
+    from abfsm.emulator.fixes import unpatched
+
+    lt = template(aws)
+    with unpatched((LaunchTemplates, "create_launch_template_version")):
+        services.ec2.create_version(lt, source_version=1, image_id=NEW_AMI, description="d")
+    [v2] = aws("ec2").describe_launch_template_versions(LaunchTemplateId=lt,
+                                                        Versions=["2"])["LaunchTemplateVersions"]
+    assert "InstanceType" not in v2["LaunchTemplateData"]
+
+
 def test_versions_after_lists_only_newer_versions(services, aws):
     """versions_after(lt, 1) answers v2 and v3 (where a run's own new version is looked for)."""
     lt = template(aws, versions=3)

@@ -57,7 +57,7 @@ def test_image_id_deploys_a_new_version_and_the_new_instances_run_it(cli, make, 
     assert result.returncode == 0, result.stderr + result.stdout
     made = {v["VersionNumber"]: v for v in versions(make)}
     assert sorted(made) == [1, 2]
-    assert made[2]["LaunchTemplateData"]["ImageId"] == NEW_AMI
+    assert made[2]["LaunchTemplateData"] == {"ImageId": NEW_AMI, "InstanceType": "t3.micro"}
     assert result.finished["run_id"] in made[2]["VersionDescription"]
     assert made[1]["DefaultVersion"] and not made[2]["DefaultVersion"]
     assert asg_version(make, "qa-b") == "2" and asg_version(make, "qa-a") == "1"
