@@ -201,3 +201,18 @@ def test_drain_does_not_wait_for_a_warm_pool(tmp_path, clock):
     with capture_logs() as logs:
         assert drain(run) == "drained"
     assert [(p["ready"], p["total"]) for p in polls(logs)] == [(1, 1)]
+
+
+def test_a_terminate_resumed_on_the_drained_asg_is_suspended_again_once_it_is_empty(tmp_path,
+                                                                                  clock):
+    """--resume-processes resumed Terminate on qa-a: drain (even without
+    --wait-for-scale-down) suspends it again only after qa-a has emptied."""
+    aws = ScriptedAutoScaling({"qa-a": [[inst("i-o1", "Terminating")],
+                                        [inst("i-o1", "Terminating")], []]})
+    run = make_run(tmp_path, clock, aws, state="drain", wait=False)
+    run.lock.acquire(run.record)
+    run.plan.resume_processes = {"qa-a": ["Terminate"]}
+    assert drain(run) == "drained"
+    assert aws.calls == [("resume", "qa-a"), ("update", "qa-a"), ("suspend", "qa-a")]
+    assert aws.polls["qa-a"] == 3  # the suspend came after the poll that saw it empty
+    assert run.plan.resumed == {}
