@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -147,7 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     _store(resume)
     _logging(resume)
     _conn(resume)
-    resume.add_argument("--spec", metavar="FILE", help="state machine spec (default: packaged)")
+    resume.add_argument("--spec", metavar="FILE",
+                        help="state machine spec (default: the one the run started with; a "
+                             "spec changed since is refused unless given here)")
+    resume.add_argument("--update-timeout", type=_seconds, default=None, metavar="S",
+                        help="seconds between polls from now on (default: the run's)")
+    resume.add_argument("--health-check-timeout", type=_seconds, default=None, metavar="S",
+                        help="seconds each wait may take from now on (default: the run's)")
 
     status = sub.add_parser("status", help="show the current run (or that the environment is free) and recent runs")
     _env(status)
@@ -231,8 +238,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         instance_count=count if count is not None else 8,
         instance_count_match=bool(get("instance_count_match")),
         instance_count_step=step,
-        update_timeout=get("update_timeout", 30.0),
-        health_check_timeout=get("health_check_timeout", 600.0),
+        update_timeout=get("update_timeout") or 30.0,  # resume: None keeps the run's
+        health_check_timeout=get("health_check_timeout") or 600.0,
         clean_up=bool(get("clean_up")),
         rollback_on_failure=bool(get("rollback_on_failure")),
         wait_for_scale_down=bool(get("wait_for_scale_down")),
@@ -247,6 +254,30 @@ def settings_from(args: argparse.Namespace) -> Settings:
         endpoint_url=get("endpoint_url"),
         profile=get("profile"),
     )
+
+
+def next_command(step: Any, settings: Settings) -> str:
+    """A runner NextStep as the command line to copy: every flag that decides where the run
+    lives (--lock-bucket-name, or a non-default --state-dir) and how AWS is reached
+    (--region, --endpoint-url, --profile), and --spec for resume."""
+    parts = ["abfsm", step.command, "--environment", settings.environment]
+    if settings.lock_bucket_name:
+        parts += ["--lock-bucket-name", settings.lock_bucket_name]
+    elif settings.state_dir != ".abfsm":
+        parts += ["--state-dir", settings.state_dir]
+    for flag, value in (("--region", settings.region), ("--endpoint-url", settings.endpoint_url),
+                        ("--profile", settings.profile)):
+        if value:
+            parts += [flag, value]
+    if step.command == "resume" and settings.spec:
+        parts += ["--spec", settings.spec]
+    options = dict(step.options)
+    if options.get("run_id"):
+        parts += ["--run-id", str(options["run_id"])]
+    if options.get("force"):
+        parts.append("--force")
+    text = " ".join(shlex.quote(p) for p in parts)
+    return f"{step.why}: {text}" + (f"  ({step.note})" if step.note else "")
 
 
 def _argv(argv: Sequence[str] | None) -> list[str]:
@@ -297,11 +328,11 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     from abfsm.clock import clock_from_env
 
     settings = settings_from(args)
-    runner.load(settings)  # a bad spec exits 2 before logging or AWS
+    spec = runner.prepare(settings)  # a bad spec or flag exits 2 before logging or AWS
     fmt = log.configure(settings.log_format, verbose=settings.verbose)
     clock = clock_from_env()
     _install_signals(clock)
-    return _report(runner.deploy(settings, clock=clock), fmt)
+    return _report(runner.deploy(settings, clock=clock, spec=spec, render_next=next_command), fmt)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -309,11 +340,17 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from abfsm.clock import clock_from_env
 
     settings = settings_from(args)
+    if settings.spec:  # a bad spec or --from exits 2 before logging or AWS
+        spec = runner.prepare_for_resume(settings.spec)
+        if args.from_state is not None:
+            runner.check_state_name(spec, args.from_state)
     fmt = log.configure(settings.log_format, verbose=settings.verbose)
     clock = clock_from_env()
     _install_signals(clock)
+    overrides = {"update_timeout": args.update_timeout,
+                 "health_check_timeout": args.health_check_timeout}
     return _report(runner.resume(settings, from_state=args.from_state, force=args.force,
-                                 clock=clock), fmt)
+                                 clock=clock, overrides=overrides, render_next=next_command), fmt)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

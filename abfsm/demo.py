@@ -91,7 +91,9 @@ def run(*, step: int = 1, log_format: str = "console", verbose: bool = False,
                             region=REGION, endpoint_url=endpoint,
                             state_dir=state_dir or ".abfsm")
         services = connect(region=REGION, endpoint_url=endpoint, credentials=CREDENTIALS)
-        outcome = runner.deploy(settings, services=services)
+        from abfsm.cli import next_command
+
+        outcome = runner.deploy(settings, services=services, render_next=next_command)
         _log.info("demo.after", after=observe(endpoint),
                   lock_left=bool(client(endpoint, "s3").list_objects_v2(
                       Bucket=made["bucket"], Prefix="demo.lock").get("KeyCount")))

@@ -43,6 +43,11 @@ class LockLost(Refused):
     """This run's lock was removed or replaced under it (force-unlocked)."""
 
 
+class ReleaseFailed(AbfsmError):
+    """Removing the lock failed after the run ended (e.g. DeleteObject denied); the lock
+    object was rewritten with the final record where the store allowed it."""
+
+
 class StateFailed(AbfsmError):
     """A state's action failed: an AWS error or an unexpected answer."""
 

@@ -98,9 +98,10 @@ def marks_from_record(spec: Spec, record: Any) -> Marks:
     known: dict[str, Any] = {k: data.get(k) for k in ("run_id", "state", "status", "failed_state",
                                                       "last_error") if data.get(k) is not None}
     run = _Run(**known, history=list(data.get("history") or []))
+    declared = {(t.source, t.trigger, t.dest) for t in spec.transitions}
     steps = tuple(
         (h.get("src"), h.get("trigger"), h.get("dst")) for h in run.history
-        if isinstance(h, Mapping) and spec.dest(str(h.get("src")), str(h.get("trigger"))) == h.get("dst")
+        if isinstance(h, Mapping) and (h.get("src"), h.get("trigger"), h.get("dst")) in declared
     )
     current = run.state if run.state in spec.states else None
     failed = run.failed_state if run.last_error and run.failed_state in spec.states else None

@@ -157,7 +157,13 @@ class ConsoleRenderer:
     def _state_failed(e: dict[str, Any]) -> str:
         error = str(e["error"])
         shown = error if error.startswith(f"{e['state']}:") else f"{e['state']}: {error}"
-        return f"  ✗ {shown}  (→ {e['next']}, exit {e['exit_code']})"
+        trace = f"\n{e['exception']}" if e.get("exception") else ""
+        return f"  ✗ {shown}  (→ {e['next']}, exit {e['exit_code']}){trace}"
+
+    @staticmethod
+    def _run_crashed(e: dict[str, Any]) -> str:
+        trace = f"\n{e['exception']}" if e.get("exception") else ""
+        return f"  ✗ internal error: {e['error']}{trace}"
 
     @staticmethod
     def _inspect_decided(e: dict[str, Any]) -> str:
@@ -244,11 +250,8 @@ def _short(value: Any) -> str:
 def summary_lines(e: dict[str, Any]) -> list[str]:
     """The end-of-run summary a person reads (from the `run.finished` event's keys)."""
     outcome, code = e.get("outcome"), e.get("exit_code")
-    verdict = {"done": "succeeded", "planned": "planned (dry run, nothing changed)",
-               "refused": "was refused (nothing changed)", "failed": "FAILED",
-               "rolled-back": "FAILED and was rolled back", "interrupted": "was interrupted",
-               "lock-lost": "stopped: its lock was taken away"}.get(str(outcome), str(outcome))
-    where = f" in {e['failed_state']}" if e.get("failed_state") and outcome != "done" else ""
+    verdict = e.get("description") or str(outcome)  # the final state's wording, from the spec
+    where = f" in {e['failed_state']}" if e.get("failed_state") and code else ""
     lines = [f"abfsm: {e.get('env')} {verdict}{where} after {e.get('duration_s', 0):.1f} s "
              f"(exit {code})"]
     lines.append(f"  run       {e.get('run_id')}")
@@ -258,18 +261,17 @@ def summary_lines(e: dict[str, Any]) -> list[str]:
         lines.append(f"  path      {steps} → {e.get('final_state')}")
     if e.get("error"):
         lines.append(f"  error     {e['error']}")
+    changed = set(e.get("changed") or [])  # what the states run declare changing
     if e.get("active"):
-        entered_drain = any(p.get("state") == "drain" for p in path)
-        if outcome == "done" and not e.get("dry_run"):
+        if "asg:active" in changed and code == 0:
             state = "drained to 0"
-        elif entered_drain:
-            state = "drain started (MinSize/DesiredCapacity 0 may already be set)"
+        elif "asg:active" in changed:
+            state = "being set to 0 (MinSize/DesiredCapacity 0 may already be set)"
         else:
             state = f"left as it was ({e.get('active_count')} desired)"
         lines.append(f"  old ASG   {e['active']}: {state}")
     if e.get("target"):
-        lines.append(f"  new ASG   {e['target']}: target {e.get('target_count')} instance(s)"
-                     + (", scaled back to 0" if outcome == "rolled-back" else ""))
+        lines.append(f"  new ASG   {e['target']}: target {e.get('target_count')} instance(s)")
     lines.append(f"  lock      {e.get('lock')}")
     for i, step in enumerate(e.get("next") or []):
         lines.append(("  next      " if i == 0 else "            ") + step)

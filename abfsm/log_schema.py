@@ -101,14 +101,16 @@ EVENTS: dict[str, dict[str, Any]] = {
     },
     "state.failed": {
         "level": "error",
-        "doc": "a state's action failed or refused; `next` is the trigger fired",
+        "doc": "a state's action failed or refused; `next` is the trigger fired; an "
+               "unexpected exception carries its traceback (`exception`)",
         "required": {"state": "str", "error": "str", "exit_code": "int", "next": "str"},
+        "optional": {"error_type": "str", "exception": "str", "exc_info": "bool|str"},
     },
-    "state.traceback": {
-        "level": "debug",
-        "doc": "--verbose: the traceback of an unexpected error",
-        "required": {},
-        "optional": {"exc_info": "bool|str", "exception": "str"},
+    "run.crashed": {
+        "level": "error",
+        "doc": "an unexpected error in the engine itself, with its traceback; run.finished follows",
+        "required": {"error": "str", "error_type": "str"},
+        "optional": {"exception": "str", "exc_info": "bool|str"},
     },
     "drain.started": {
         "level": "info",
@@ -189,6 +191,9 @@ EVENTS: dict[str, dict[str, Any]] = {
                      "error": "str|null", "active": "str|null", "target": "str|null",
                      "active_count": "int", "target_count": "int", "lock": "str",
                      "next": "list[str]", "dry_run": "bool"},
+        # `description`: the final state's wording from the spec; `changed`: the symbolic
+        # resources (asg:target, asg:active, ...) the states run declare mutating calls on.
+        "optional": {"description": "str", "changed": "list[str]"},
     },
     "demo.ready": {
         "level": "info",

@@ -20,9 +20,9 @@ from abfsm.clock import Clock, parse_utc, utc_iso
 KIND = "abfsm.run"
 SCHEMA = 1
 
-# Status values.
-RUNNING, FAILED, DONE, ROLLED_BACK, INTERRUPTED, REFUSED, PLANNED = (
-    "running", "failed", "done", "rolled-back", "interrupted", "refused", "planned")
+# Status values of a run that has not reached a final state. A finished run's status is the
+# name of the spec's final state it ended in (states.yaml says what each one means).
+RUNNING, INTERRUPTED = "running", "interrupted"
 
 
 @dataclass
@@ -38,10 +38,12 @@ class RunRecord:
     context: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     last_error: str | None = None
+    error_type: str | None = None  # the exception class of last_error (e.g. KeyError)
     failed_state: str | None = None
     exit_code: int | None = None
     started_by: dict[str, Any] = field(default_factory=dict)
     finished_at: str | None = None
+    spec: dict[str, Any] = field(default_factory=dict)  # path (null: packaged) and sha256
     kind: str = KIND
     schema: int = SCHEMA
 

@@ -1,14 +1,23 @@
 """Drive the machine: persist the record, run the state's action, fire its trigger, repeat.
 
-Entry points: `deploy()` (also what `abfsm demo` calls) and `resume()`. The runner is the
-only place that fires triggers; actions return them. Every move is logged once as a
-`transition` event and appended to the run record's history.
+Entry points: `deploy()` (also what `abfsm demo` calls) and `resume()`. The transitions
+Machine built from the spec is the one table of moves: the runner fires the trigger an
+action returned (or the spec's failure trigger when it raised) and the Machine decides
+where it leads; an undeclared trigger is its `MachineError`, recorded as a failure. Every
+move is logged once, from the Machine's `after_state_change` callback, as a `transition`
+event and appended to the run record's history.
+
+What a final state means (exit code, lock, failure, resumable, wording) is read from the
+spec. Whatever happens, `drive()` returns an Outcome and logs `run.finished` last. The
+runner says what an operator can do next as data (`NextStep`); the CLI writes the command
+lines (`render_next`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -18,13 +27,35 @@ from abfsm.actions import ACTIONS, Action, Run
 from abfsm.aws import Services, connect
 from abfsm.clock import Clock, SystemClock, utc_iso
 from abfsm.context import Plan, Settings
-from abfsm.errors import (AbfsmError, Interrupted, LockHeld, LockLost, Refused, StateFailed,
-                          UsageError)
+from abfsm.errors import (AbfsmError, Interrupted, LockHeld, LockLost, Refused, ReleaseFailed,
+                          StateFailed, UsageError)
 from abfsm.lock import LocalStore, Lock, S3Store, stale_after_s
-from abfsm.record import FAILED, INTERRUPTED, RUNNING, RunRecord, add_history, new_record
-from abfsm.spec import Spec, load_spec, machine_config
+from abfsm.record import INTERRUPTED, RUNNING, RunRecord, add_history, new_record
+from abfsm.spec import Spec, StateSpec, load_spec, machine_config
 
 _log = structlog.get_logger("abfsm")
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """Something an operator can do now: an abfsm command, why, and its own options.
+
+    The CLI renders it with the connection flags of the run (see cli.next_command).
+    """
+
+    command: str  # "resume", "status" or "unlock"
+    why: str  # e.g. "fix the cause, then"
+    options: Mapping[str, Any] = field(default_factory=dict)  # run_id, force, from_state
+    note: str = ""  # e.g. "re-enters scale"
+
+
+RenderNext = Callable[[NextStep, Settings], str]
+
+
+def plain_next(step: NextStep, settings: Settings) -> str:
+    """A rendering that knows no command-line syntax (tests, library use)."""
+    opts = ", ".join(f"{k}={v}" for k, v in step.options.items())
+    return f"{step.why}: {step.command} {settings.environment}" + (f" ({opts})" if opts else "")
 
 
 @dataclass
@@ -38,10 +69,25 @@ class Outcome:
     path: list[dict[str, Any]] = field(default_factory=list)
     lock: str = ""  # what became of the lock (held by this run: WHERE / released / ...)
     next: list[str] = field(default_factory=list)  # commands an operator can run now
+    steps: list[NextStep] = field(default_factory=list)  # the same, as data
 
 
 def load(settings: Settings) -> Spec:
     return load_spec(settings.spec, ACTIONS)
+
+
+def prepare(settings: Settings) -> Spec:
+    """The spec, validated, and the flags checked against it: before any AWS call."""
+    spec = load(settings)
+    check_flags(settings, spec)
+    return spec
+
+
+def check_flags(settings: Settings, spec: Spec) -> None:
+    if settings.rollback_on_failure and not spec.declares("rollback"):
+        raise UsageError(f"--rollback-on-failure: {spec.path} declares no 'rollback' "
+                         "transition, so a failure could not roll back; drop the flag or "
+                         "use a spec that has one")
 
 
 def make_lock(settings: Settings, services: Services, clock: Clock) -> Lock:
@@ -57,28 +103,42 @@ def services_for(settings: Settings) -> Services:
                    profile=settings.profile)
 
 
+def spec_identity(settings: Settings, spec: Spec) -> dict[str, Any]:
+    """What the record keeps of the spec: its path (None: the packaged one) and hash."""
+    path = str(Path(settings.spec).resolve()) if settings.spec else None
+    return {"path": path, "sha256": spec.sha256}
+
+
 def deploy(settings: Settings, *, services: Services | None = None,
-           clock: Clock | None = None, spec: Spec | None = None) -> Outcome:
+           clock: Clock | None = None, spec: Spec | None = None,
+           render_next: RenderNext = plain_next) -> Outcome:
     """Run a deployment from the spec's initial state to a final state."""
-    spec = spec or load(settings)  # validated in full before any AWS call
+    spec = spec or prepare(settings)  # validated in full before any AWS call
+    check_flags(settings, spec)
     clock = clock or SystemClock()
     if services is None:
         services = services_for(settings)
         services.preflight()  # profile and region resolved before any state runs
     lock = make_lock(settings, services, clock)
     record = new_record(settings.environment, spec.version, spec.initial, settings.to_dict(), clock)
+    record.spec = spec_identity(settings, spec)
     run = Run(settings=settings, plan=Plan(), aws=services, clock=clock, lock=lock,
               record=record, spec=spec)
     _started(run, "deploy")
-    return drive(run, spec.initial)
+    return drive(run, spec.initial, render_next=render_next)
 
 
 def resume(settings: Settings, *, from_state: str | None = None, force: bool = False,
-           services: Services | None = None, clock: Clock | None = None) -> Outcome:
-    """Re-enter a run's state with its saved context, under the same run_id and lock."""
-    spec = load(settings)
-    if from_state is not None:
-        check_state_name(spec, from_state)
+           services: Services | None = None, clock: Clock | None = None,
+           overrides: Mapping[str, Any] | None = None,
+           render_next: RenderNext = plain_next) -> Outcome:
+    """Re-enter a run's state with its saved context, under the same run_id and lock.
+
+    The run carries on with the spec it started with (its recorded path and hash): a spec
+    that changed since is refused unless `settings.spec` names one explicitly. `overrides`
+    may change settings an operator wants different now (the timeouts).
+    """
+    explicit_spec = settings.spec is not None
     clock = clock or SystemClock()
     if services is None:
         services = services_for(settings)
@@ -91,19 +151,24 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
     if holder.record is None:
         raise Refused(f"{lock.where} holds {holder.describe(clock)}; nothing of abfsm's to resume")
     saved = holder.record
+    spec = _resume_spec(settings, saved, explicit_spec)
+    if from_state is not None:
+        check_state_name(spec, from_state)
     previous_status = saved.status
     age = saved.heartbeat_age(clock)
     saved_settings = Settings.from_dict(saved.settings)
     stale_after = stale_after_s(saved)
-    if saved.status not in (FAILED, INTERRUPTED) and age <= stale_after and not force:
+    ended = spec.states.get(saved.status)
+    resumable = saved.status == INTERRUPTED or (ended is not None and ended.final
+                                                and ended.resumable)
+    if not resumable and age <= stale_after and not force:
         raise Refused(f"run {saved.run_id} ({saved.who}) is {saved.status} in {saved.state}, "
                       f"heartbeat {age:.0f} s ago (stale only after {stale_after:g} s); "
                       "pass --force if that process is really gone")
-    state = from_state or (saved.failed_state if saved.status == FAILED and saved.failed_state
-                           else saved.state)
+    state = from_state or _left_state(saved, spec)
     check_state_name(spec, state)
     plan = Plan.from_dict(saved.context)
-    why_not = ACTIONS[spec.states[state].action].cannot_resume(plan)  # type: ignore[index]
+    why_not = _action(ACTIONS, spec, state).cannot_resume(plan)
     if why_not:
         able = resumable_states(spec, plan)
         raise UsageError(f"cannot resume run {saved.run_id} from {state}: {why_not}; "
@@ -111,19 +176,57 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
     # Decisions are kept; observations are re-read (the ASG may have replaced instances).
     plan.instance_ids = []
     # Keep how this invocation logs and connects; everything else comes from the record.
-    for key in ("log_format", "verbose", "region", "endpoint_url", "profile", "spec"):
+    for key in ("log_format", "verbose", "region", "endpoint_url", "profile"):
         setattr(saved_settings, key, getattr(settings, key))
+    if explicit_spec:
+        saved_settings.spec = settings.spec
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            setattr(saved_settings, key, value)
     saved_settings.dry_run = False
+    check_flags(saved_settings, spec)
     lock.take_over(holder)
     # A fresh attempt: failed_state/last_error will describe this attempt's failure, if any
     # (a stale failed_state would make `next` name the wrong state to resume from).
     saved.status, saved.last_error, saved.failed_state = RUNNING, None, None
+    saved.error_type = None
     saved.exit_code, saved.finished_at = None, None
     saved.settings = saved_settings.to_dict()
+    saved.spec = spec_identity(saved_settings, spec)
     run = Run(settings=saved_settings, plan=plan, aws=services, clock=clock, lock=lock,
               record=saved, spec=spec)
     _started(run, "resume", from_state=state, previous_status=previous_status)
-    return drive(run, state)
+    return drive(run, state, render_next=render_next)
+
+
+def _resume_spec(settings: Settings, saved: RunRecord, explicit: bool) -> Spec:
+    if explicit:
+        return prepare_for_resume(settings.spec)
+    recorded = saved.spec or {}
+    spec = prepare_for_resume(recorded.get("path") or Settings.from_dict(saved.settings).spec)
+    want = recorded.get("sha256")
+    if want and spec.sha256 != want:
+        raise UsageError(f"run {saved.run_id} started with {spec.path} as it was then "
+                         f"(sha256 {want[:12]}), and the file has changed since "
+                         f"(sha256 {spec.sha256[:12]}); pass --spec FILE to resume with a "
+                         "spec deliberately")
+    return spec
+
+
+def prepare_for_resume(path: str | None) -> Spec:
+    return load_spec(path, ACTIONS)
+
+
+def _left_state(saved: RunRecord, spec: Spec) -> str:
+    """The working state a run left: the last move's source if it ended in a final state
+    (failed, paused, ...), else the state it was in (interrupted, or a dead process)."""
+    ended = spec.states.get(saved.state)
+    if ended is not None and ended.final:
+        if saved.failed_state:
+            return saved.failed_state
+        if saved.history:
+            return str(saved.history[-1]["src"])
+    return saved.state
 
 
 def check_state_name(spec: Spec, state: str) -> None:
@@ -137,99 +240,258 @@ def check_state_name(spec: Spec, state: str) -> None:
 
 def resumable_states(spec: Spec, plan: Plan) -> list[str]:
     return [s for s in spec.working_states
-            if not ACTIONS[spec.states[s].action].cannot_resume(plan)]  # type: ignore[index]
+            if not _action(ACTIONS, spec, s).cannot_resume(plan)]
 
 
-def drive(run: Run, initial: str, actions: Mapping[str, Action] = ACTIONS) -> Outcome:
-    """The loop. Ends in a final state, or on interruption / a lost lock.
+def _action(actions: Mapping[str, Any], spec: Spec, state: str) -> Any:
+    return actions[spec.states[state].action]  # type: ignore[index]
+
+
+def drive(run: Run, initial: str, actions: Mapping[str, Any] = ACTIONS, *,
+          render_next: RenderNext = plain_next) -> Outcome:
+    """Run the machine from `initial` to a final state; always ends with `run.finished`.
 
     `actions` maps the spec's action names to callables (tests pass fakes).
     """
-    from transitions import Machine, MachineError
+    return _Driver(run, actions, render_next).drive(initial)
 
-    spec, clock = run.spec, run.clock
-    machine = Machine(**machine_config(spec, initial))
-    started = clock.monotonic()
-    path: list[dict[str, Any]] = []
-    error: AbfsmError | None = None
-    try:
+
+class _Driver:
+    def __init__(self, run: Run, actions: Mapping[str, Any], render_next: RenderNext) -> None:
+        self.run, self.actions, self.render_next = run, actions, render_next
+        run.actions = actions
+        self.started = run.clock.monotonic()
+        self.entered = self.started
+        self.path: list[dict[str, Any]] = []
+        self.error: BaseException | None = None
+
+    def drive(self, initial: str) -> Outcome:
+        try:
+            return self._drive(initial)
+        except (Interrupted, KeyboardInterrupt) as exc:
+            return self._interrupted(exc)
+        except LockLost as exc:
+            return self._finish(exc.exit_code, "lock-lost", exc,
+                                description="stopped: its lock was taken away")
+        except Exception as exc:  # a bug in the engine itself: still report the end
+            _log.error("run.crashed", error=f"{type(exc).__name__}: {exc}",
+                       error_type=type(exc).__name__, exc_info=True)
+            self._note_error(exc)
+            self._save_quietly()
+            return self._finish(1, "crashed", exc, description="stopped by an internal error")
+
+    def _drive(self, initial: str) -> Outcome:
+        from transitions import Machine, MachineError
+
+        spec = self.run.spec
+        machine = Machine(**machine_config(spec, initial), after_state_change=self._moved)
         while not spec.is_final(machine.state):
             state = machine.state
-            run.state = state
-            run.record.state = state
-            run.record.context = run.plan.to_dict()
-            run.lock.save(run.record)  # before the action: a crash leaves this state on record
-            entered = clock.monotonic()
-            failure: AbfsmError | None = None
-            try:
-                clock.check_stop()
-                trigger = actions[spec.states[state].action](run)  # type: ignore[index]
-                if spec.dest(state, trigger) is None:
-                    failure = StateFailed(f"{state}: {spec.path} declares no {trigger!r} "
-                                          f"transition from {state!r}")
-            except (Interrupted, LockLost):
-                raise
-            except AbfsmError as exc:
-                failure = exc
-            except Exception as exc:  # a bug must not lose the record
-                failure = StateFailed(f"{state}: unexpected {type(exc).__name__}: {exc}")
-                _log.debug("state.traceback", exc_info=True)
+            failure = self._enter(state)
+            trigger = "" if failure else self._act(state)
+            failure = failure or self.failure
             if failure is not None:
-                error = failure
-                trigger = _failure_trigger(run, state, failure)
-                run.record.last_error = str(failure)
-                run.record.failed_state = state  # resume re-enters the state that failed last
-                _log.error("state.failed", state=state, error=str(failure),
-                           exit_code=failure.exit_code, next=trigger)
+                trigger = self._fail(state, failure, machine.get_triggers(state))
             try:
                 machine.trigger(trigger)
-            except MachineError:  # cannot happen for a validated spec: every state has `fail`
-                raise StateFailed(f"{state}: {spec.path} declares no {trigger!r} transition "
-                                  f"from {state!r}") from None
-            elapsed = clock.monotonic() - entered
-            _log.info("transition", src=state, dst=machine.state, trigger=trigger,
-                      elapsed_s=round(elapsed, 3))
-            add_history(run.record, state, machine.state, trigger, clock.now(), elapsed)
-            path.append({"state": state, "elapsed_s": round(elapsed, 3)})
-    except (Interrupted, KeyboardInterrupt) as exc:
+            except (MachineError, AttributeError) as exc:  # a trigger the spec does not route
+                # from here: MachineError for a trigger declared elsewhere, AttributeError
+                # ("Do not know event named ...") for one declared nowhere
+                failure = StateFailed(f"{state}: {spec.path} declares no {trigger!r} "
+                                      f"transition from {state!r}")
+                self._fail(state, failure, [], error_type=type(exc).__name__)
+                machine.trigger("fail")  # a validated spec declares it from every state
+        return self._final(spec.states[machine.state])
+
+    # -- one state ----------------------------------------------------------------------
+    def _enter(self, state: str) -> AbfsmError | None:
+        run = self.run
+        run.state = run.record.state = state
+        run.record.context = run.plan.to_dict()
+        self.entered = run.clock.monotonic()
+        self.failure: AbfsmError | None = None
+        try:
+            run.lock.save(run.record)  # before the action: a crash leaves this state on record
+        except (Interrupted, LockLost):
+            raise
+        except AbfsmError as exc:  # e.g. the record write was denied
+            return exc
+        return None
+
+    def _act(self, state: str) -> str:
+        run = self.run
+        try:
+            run.clock.check_stop()
+            return str(_action(self.actions, run.spec, state)(run))
+        except (Interrupted, LockLost):
+            raise
+        except AbfsmError as exc:
+            self.failure = exc
+        except Exception as exc:  # a bug must not lose the record
+            self.failure = StateFailed(f"{state}: unexpected {type(exc).__name__}: {exc}")
+            self.failure.__cause__ = exc
+        return ""
+
+    def _fail(self, state: str, failure: AbfsmError, triggers: Iterable[str], *,
+              error_type: str | None = None) -> str:
+        run = self.run
+        self.error = failure
+        cause = failure.__cause__ if isinstance(failure.__cause__, Exception) else None
+        kind = error_type or type(cause or failure).__name__
+        trigger = _failure_trigger(run, failure, set(triggers))
+        run.record.last_error = str(failure)
+        run.record.error_type = kind
+        run.record.failed_state = state  # resume re-enters the state that failed last
+        extra: dict[str, Any] = {}
+        if cause is not None:  # unexpected: the traceback belongs in the log
+            extra["exc_info"] = (type(cause), cause, cause.__traceback__)
+        _log.error("state.failed", state=state, error=str(failure), error_type=kind,
+                   exit_code=failure.exit_code, next=trigger, **extra)
+        return trigger
+
+    def _moved(self, event: Any) -> None:
+        """The Machine's after_state_change: log the move once and put it on record."""
+        run = self.run
+        src, dst = event.transition.source, event.transition.dest
+        elapsed = run.clock.monotonic() - self.entered
+        _log.info("transition", src=src, dst=dst, trigger=event.event.name,
+                  elapsed_s=round(elapsed, 3))
+        add_history(run.record, src, dst, event.event.name, run.clock.now(), elapsed)
+        self.path.append({"state": src, "elapsed_s": round(elapsed, 3)})
+
+    # -- the end ------------------------------------------------------------------------
+    def _final(self, final: StateSpec) -> Outcome:
+        run, record = self.run, self.run.record
+        record.state = record.status = final.name
+        record.exit_code = final.exit
+        record.finished_at = utc_iso(run.clock.now())
+        record.context = run.plan.to_dict()
+        description = final.description or final.name
+        keep = final.keeps_lock
+        released_why = ""
+        if keep and final.failed and not self._changed_aws():
+            keep, released_why = False, "nothing was changed in AWS"
+        try:
+            if keep:
+                run.lock.save(record)
+            else:
+                run.lock.release(record)
+        except LockLost as exc:
+            return self._finish(exc.exit_code, "lock-lost", exc,
+                                description="stopped: its lock was taken away")
+        except ReleaseFailed as exc:
+            what = "completed" if not final.failed else f"ended {final.name}"
+            err = ReleaseFailed(f"the deployment itself {what} ({final.name}), but the lock "
+                                f"could not be released: {exc}")
+            record.last_error = str(err)
+            return self._finish(err.exit_code, final.name, err, release_failed=True,
+                                description=f"{description}, but its lock could not be released")
+        except AbfsmError as exc:
+            return self._finish(1, final.name, exc,
+                                description=f"{description}, but its record could not be written")
+        return self._finish(final.exit, final.name, self.error, description=description,
+                            released_why=released_why)
+
+    def _changed_aws(self) -> bool:
+        """Whether any state run so far declares a mutating AWS call (resumed attempts'
+        states included). Undeclared (fake) actions count as changing."""
+        run = self.run
+        ran = [str(h.get("src")) for h in run.record.history] + [run.state]
+        for state in dict.fromkeys(s for s in ran if s in run.spec.states):
+            st = run.spec.states[state]
+            if st.final:
+                continue
+            act = _declaration(self.actions, st.action)
+            if act is None:
+                return True
+            if any(c.mutating for c in act.aws_calls(run.settings, st.params)):
+                return True
+        return False
+
+    def _interrupted(self, exc: BaseException) -> Outcome:
         stop = exc if isinstance(exc, Interrupted) else Interrupted("stopped by a second signal")
-        run.record.status = INTERRUPTED
-        run.record.last_error = str(stop)
-        _save_quietly(run)
-        return _finish(run, 130, INTERRUPTED, path, started, stop)
-    except LockLost as exc:
-        return _finish(run, exc.exit_code, "lock-lost", path, started, exc)
+        self.run.record.status = INTERRUPTED
+        self.run.record.last_error = str(stop)
+        self.run.record.error_type = type(stop).__name__
+        self._save_quietly()
+        return self._finish(130, INTERRUPTED, stop, description="was interrupted")
 
-    final = spec.states[machine.state]
-    exit_code = error.exit_code if (error is not None and final.exit != 0) else final.exit
-    run.record.state = final.name
-    run.record.status = final.name
-    run.record.exit_code = exit_code
-    run.record.finished_at = utc_iso(clock.now())
-    run.record.context = run.plan.to_dict()
-    try:
-        if final.keeps_lock:
-            run.lock.save(run.record)
+    def _note_error(self, exc: BaseException) -> None:
+        self.run.record.last_error = f"{type(exc).__name__}: {exc}"
+        self.run.record.error_type = type(exc).__name__
+
+    def _save_quietly(self) -> None:
+        try:
+            self.run.lock.save(self.run.record)
+        except Exception:  # noqa: BLE001 (already ending on an error; the log says which)
+            pass
+
+    def _finish(self, exit_code: int, status: str, error: BaseException | None, *,
+                description: str, release_failed: bool = False,
+                released_why: str = "") -> Outcome:
+        run, record, plan, settings = self.run, self.run.record, self.run.plan, self.run.settings
+        if release_failed:
+            lock_state = f"could not be released: still at {run.lock.where}"
+        elif status == "lock-lost":
+            lock_state = "lost (removed or replaced by someone else)"
+        elif run.lock.held:
+            lock_state = "held by this run: " + run.lock.where
+        elif run.lock.taken:
+            lock_state = "released" + (f" ({released_why})" if released_why else "")
         else:
-            run.lock.release(run.record)
-    except LockLost as exc:
-        return _finish(run, exc.exit_code, "lock-lost", path, started, exc)
-    return _finish(run, exit_code, final.name, path, started, error)
+            lock_state = "not taken (dry run)" if run.lock.read_only else "not taken"
+        holds = run.lock.held or release_failed
+        steps = _next_steps(run, status, error, holds=holds)
+        next_lines = [self.render_next(step, settings) for step in steps]
+        message = str(error) if error else ""
+        _log.info(
+            "run.finished", outcome=status, description=description, exit_code=exit_code,
+            duration_s=round(run.clock.monotonic() - self.started, 3), path=self.path,
+            final_state=record.state, failed_state=record.failed_state if error else None,
+            error=message or None, active=plan.active, target=plan.target,
+            active_count=plan.active_count, target_count=plan.target_count,
+            lock=lock_state, next=next_lines, dry_run=settings.dry_run,
+            changed=sorted(_changed_resources(run, self.actions)),
+        )
+        return Outcome(exit_code, status, message, record, list(self.path), lock_state,
+                       next_lines, steps)
 
 
-def _failure_trigger(run: Run, state: str, exc: AbfsmError) -> str:
-    if isinstance(exc, Refused) and run.spec.dest(state, "refuse"):
+def _failure_trigger(run: Run, exc: AbfsmError, triggers: set[str]) -> str:
+    """The spec's trigger for a failure: refuse (a precondition), rollback (with
+    --rollback-on-failure) where the state declares them, else fail."""
+    if isinstance(exc, Refused) and "refuse" in triggers:
         return "refuse"
-    if run.settings.rollback_on_failure and run.spec.dest(state, "rollback"):
+    if run.settings.rollback_on_failure and "rollback" in triggers:
         return "rollback"
     return "fail"
 
 
-def _save_quietly(run: Run) -> None:
+def _changed_resources(run: Run, actions: Mapping[str, Any]) -> set[str]:
+    """The symbolic resources (asg:target, asg:active, ...) the states run so far declare
+    mutating calls on: what the summary may say was changed."""
+    out: set[str] = set()
+    for h in run.record.history:
+        st = run.spec.states.get(str(h.get("src")))
+        act = _declaration(actions, st.action) if st else None
+        if act is not None:
+            out |= {c.resource for c in act.aws_calls(run.settings, st.params) if c.mutating}  # type: ignore[union-attr]
+    return out
+
+
+def _declaration(actions: Mapping[str, Any], name: str | None) -> Action | None:
+    """The declaration of the action a state runs: the one passed in, or, for a stand-in
+    without one (a test's plain function), the registered action of that name."""
+    if name is None:
+        return None
+    act = actions.get(name)
+    if isinstance(act, Action):
+        return act
     try:
-        run.lock.save(run.record)
-    except AbfsmError:
-        pass
+        found = ACTIONS[name]
+    except KeyError:
+        return None
+    return found if isinstance(found, Action) else None
 
 
 def _started(run: Run, command: str, **extra: Any) -> None:
@@ -241,43 +503,26 @@ def _started(run: Run, command: str, **extra: Any) -> None:
               settings=run.settings.to_dict(), started_by=run.record.started_by, **extra)
 
 
-def _finish(run: Run, exit_code: int, status: str, path: list[dict[str, Any]], started: float,
-            error: BaseException | None) -> Outcome:
-    record, plan, settings = run.record, run.plan, run.settings
-    if run.lock.held:
-        lock_state = "held by this run: " + run.lock.where
-    elif run.lock.taken:
-        lock_state = "released"
-    else:
-        lock_state = "not taken (dry run)" if run.lock.read_only else "not taken"
-    if status == "lock-lost":
-        lock_state = "lost (removed or replaced by someone else)"
-    next_steps = _next_steps(run, status, error)
-    message = str(error) if error else ""
-    _log.info(
-        "run.finished", outcome=status, exit_code=exit_code,
-        duration_s=round(run.clock.monotonic() - started, 3), path=path,
-        final_state=record.state, failed_state=record.failed_state if error else None,
-        error=message or None, active=plan.active, target=plan.target,
-        active_count=plan.active_count, target_count=plan.target_count,
-        lock=lock_state, next=next_steps, dry_run=settings.dry_run,
-    )
-    return Outcome(exit_code, status, message, record, path, lock_state, next_steps)
-
-
-def _next_steps(run: Run, status: str, error: BaseException | None = None) -> list[str]:
-    """What an operator can do now, as commands to copy."""
-    env = run.settings.environment
-    conn = f" --lock-bucket-name {run.settings.lock_bucket_name}" if run.settings.lock_bucket_name else ""
-    if status in (FAILED, INTERRUPTED) or (status == RUNNING):
-        where = run.record.failed_state or run.record.state
-        return [f"fix the cause, then: abfsm resume --environment {env}{conn}  (re-enters {where})",
-                f"or inspect it: abfsm status --environment {env}{conn}",
-                f"or give up and free the environment: abfsm unlock --environment {env}{conn} "
-                f"--run-id {run.record.run_id}"]
+def _next_steps(run: Run, status: str, error: BaseException | None, *,
+                holds: bool) -> list[NextStep]:
+    """What an operator can do now. Resume and unlock only when this run holds a lock."""
+    record = run.record
+    run_id = {"run_id": record.run_id}
+    if isinstance(error, ReleaseFailed):
+        return [NextStep("unlock", "free the environment", run_id),
+                NextStep("status", "or inspect it")]
+    if holds:
+        ended = run.spec.states.get(status)
+        resumable = status in (INTERRUPTED, RUNNING) or (ended is not None and ended.resumable)
+        steps = []
+        if resumable:
+            where = _left_state(record, run.spec) if ended is not None else record.state
+            why = "fix the cause, then" if error is not None else "carry it on"
+            steps.append(NextStep("resume", why, note=f"re-enters {where}"))
+        steps.append(NextStep("status", "or inspect it" if steps else "inspect it"))
+        steps.append(NextStep("unlock", "or give up and free the environment", run_id))
+        return steps
     if isinstance(error, LockHeld):
-        return [f"see who holds it: abfsm status --environment {env}{conn}",
-                "if that run died, carry it on: abfsm resume --environment "
-                f"{env}{conn}; if it is a manual freeze that is over: abfsm unlock "
-                f"--environment {env}{conn} --force"]
+        return [NextStep("status", "see who holds it")]
     return []
+

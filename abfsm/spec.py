@@ -2,39 +2,81 @@
 
 The spec is plain data: states (each naming its action, or final with an exit code) and
 transitions (each an outcome of its source state's action). `machine_config()` turns a
-validated spec into the dict handed to `transitions.Machine`; abfsm's own keys (action,
-timeout, exit, keeps_lock) stay out of it.
+validated spec into the dict handed to `transitions.Machine`, which is the one table of
+moves; abfsm's own keys (action, params, timeout, exit, keeps_lock, result, resumable,
+description) stay out of it.
+
+Everything the runner does with a state comes from here: a working state's action, its
+`params:` (checked against the action's declared parameters) and its `timeout:` (seconds,
+or the name of a setting); a final state's exit code, whether it keeps the lock, whether
+it counts as a success or a failure (`result:`), whether `abfsm resume` may carry it on
+(`resumable:`) and the words the console uses for it (`description:`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
+from abfsm.context import Settings
 from abfsm.errors import SpecError
 
 SUPPORTED_VERSIONS = (1,)
 # Triggers the runner fires itself when an action raises (never returned by an action).
 RUNNER_TRIGGERS = frozenset({"fail", "refuse", "rollback"})
-# Settings a state may name as its timeout.
-TIMEOUT_SETTINGS = frozenset({"health_check_timeout"})
+# What a final state means for the run (`result:`): success or failure of the deployment,
+# or a checkpoint (paused) that is neither.
+RESULTS = ("success", "failure", "paused")
+# Settings that are not timeouts although they are numbers of seconds (the poll interval).
+_NOT_TIMEOUTS = frozenset({"update_timeout"})
 
-_STATE_KEYS = {"action", "timeout", "final", "exit", "keeps_lock", "description"}
+_STATE_KEYS = {"action", "params", "timeout", "final", "exit", "keeps_lock", "result",
+               "resumable", "description"}
 _TRANSITION_KEYS = {"trigger", "source", "dest"}
 _TOP_KEYS = {"version", "initial", "states", "transitions"}
 
 
+def timeout_settings() -> frozenset[str]:
+    """Settings a state may name as its timeout: the numeric ones, bar the poll interval."""
+    return frozenset(f.name for f in fields(Settings)
+                     if str(f.type) in ("float", "int") and f.name not in _NOT_TIMEOUTS
+                     and not f.name.startswith("instance_count"))
+
+
+class ParamInfo(Protocol):
+    """What the spec needs to know of a declared parameter."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def default(self) -> Any: ...
+    @property
+    def required(self) -> bool: ...
+
+
 class ActionInfo(Protocol):
-    """What the spec needs to know of an action: the triggers it may return."""
+    """What the spec needs to know of an action: its outcomes and its parameters."""
 
     @property
     def outcomes(self) -> frozenset[str]: ...
+    @property
+    def params(self) -> Mapping[str, ParamInfo]: ...
+
+
+class ActionNotLoaded(KeyError):
+    """An action name the registry cannot resolve; `problem` says why (for the SpecError)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -46,7 +88,13 @@ class StateSpec:
     final: bool = False
     exit: int = 0
     keeps_lock: bool = False
+    result: str = ""  # final states: success, failure or paused
+    resumable: bool = False  # final states: `abfsm resume` carries the run on from here
     description: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.result == "failure"
 
 
 @dataclass(frozen=True)
@@ -63,14 +111,14 @@ class Spec:
     initial: str
     states: Mapping[str, StateSpec]
     transitions: tuple[Transition, ...]
-    _moves: Mapping[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    sha256: str = ""  # of the file's bytes: resume refuses a spec that changed
 
     def is_final(self, state: str) -> bool:
         return self.states[state].final
 
-    def dest(self, source: str, trigger: str) -> str | None:
-        """Where `trigger` leads from `source`, or None if it is not declared there."""
-        return self._moves.get((source, trigger))
+    def declares(self, trigger: str) -> bool:
+        """Whether any transition fires `trigger` (e.g. `rollback` for --rollback-on-failure)."""
+        return any(t.trigger == trigger for t in self.transitions)
 
     @property
     def working_states(self) -> list[str]:
@@ -96,7 +144,12 @@ def load_spec(path: str | Path | None, actions: Mapping[str, ActionInfo]) -> Spe
         where = f"line {mark.line + 1}" if mark else "-"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(shown, where, f"not valid YAML: {problem}") from None
-    return validate(data, actions, shown)
+    spec = validate(data, actions, shown)
+    return _with_hash(spec, hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def _with_hash(spec: Spec, sha256: str) -> Spec:
+    return Spec(spec.path, spec.version, spec.initial, spec.states, spec.transitions, sha256)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -171,7 +224,11 @@ def validate(data: Any, actions: Mapping[str, ActionInfo], path: str = "<spec>")
             )
         if "fail" not in declared:
             raise bad(f"states.{name}", f"no 'fail' transition from working state {name!r}")
-    return Spec(path, version, initial, states, tuple(transitions), moves)
+        fail_dest = states[moves[(name, "fail")]]
+        if not fail_dest.final or not fail_dest.failed:
+            raise bad(f"states.{name}", f"'fail' from {name!r} leads to {fail_dest.name!r}, "
+                                        "which is not a final state with result: failure")
+    return Spec(path, version, initial, states, tuple(transitions))
 
 
 def machine_config(spec: Spec, initial: str | None = None) -> dict[str, Any]:
@@ -211,28 +268,109 @@ def _states(raw: Any, actions: Mapping[str, ActionInfo], bad: Any) -> dict[str, 
             code = body.get("exit")
             if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
                 raise bad(f"{key}.exit", f"a final state needs an exit code 0-255, not {code!r}")
-            keeps = body.get("keeps_lock", False)
-            if not isinstance(keeps, bool):
-                raise bad(f"{key}.keeps_lock", f"must be true or false, not {_kind(keeps)}")
-            out[name] = StateSpec(name, final=True, exit=code, keeps_lock=keeps,
-                                  description=str(body.get("description", "")))
+            out[name] = _final_state(name, body, code, key, bad)
             continue
-        for only_final in ("exit", "keeps_lock"):
+        for only_final in ("exit", "keeps_lock", "result", "resumable"):
             if only_final in body:
                 raise bad(f"{key}.{only_final}", "only final states take this key")
         if action is None:
             raise bad(key, "a working state needs an action (or final: true)")
         if not isinstance(action, str):
             raise bad(f"{key}.action", f"must be an action name, not {_kind(action)}")
-        if action not in actions:
-            raise bad(f"{key}.action", f"unknown action {action!r} (known: {', '.join(sorted(actions))})")
-        timeout = body.get("timeout")
-        if timeout is not None and timeout not in TIMEOUT_SETTINGS:
-            known = ", ".join(sorted(TIMEOUT_SETTINGS))
-            raise bad(f"{key}.timeout", f"unknown timeout setting {timeout!r} (known: {known})")
-        out[name] = StateSpec(name, action=action, timeout=timeout,
-                              description=str(body.get("description", "")))
+        try:
+            info = actions[action]
+        except ActionNotLoaded as exc:
+            raise bad(f"{key}.action", exc.problem) from None
+        except KeyError:
+            raise bad(f"{key}.action", f"unknown action {action!r} "
+                                       f"(known: {', '.join(sorted(actions))})") from None
+        timeout = _timeout(body.get("timeout"), f"{key}.timeout", bad)
+        params = _params(body.get("params"), info, action, f"{key}.params", bad)
+        description = body.get("description", "")
+        if not isinstance(description, str):
+            raise bad(f"{key}.description", f"must be text, not {_kind(description)}")
+        out[name] = StateSpec(name, action=action, timeout=timeout, params=params,
+                              description=description)
     return out
+
+
+def _final_state(name: str, body: dict[str, Any], code: int, key: str, bad: Any) -> StateSpec:
+    flags = {}
+    for flag in ("keeps_lock", "resumable"):
+        value = body.get(flag, False)
+        if not isinstance(value, bool):
+            raise bad(f"{key}.{flag}", f"must be true or false, not {_kind(value)}")
+        flags[flag] = value
+    result = body.get("result", "success" if code == 0 else "failure")
+    if result not in RESULTS:
+        raise bad(f"{key}.result", f"must be one of {', '.join(RESULTS)}, not {result!r}")
+    if flags["resumable"] and not flags["keeps_lock"]:
+        raise bad(f"{key}.resumable", "a resumable final state must keep the lock "
+                                      "(keeps_lock: true): resume continues under it")
+    description = body.get("description", "")
+    if not isinstance(description, str):
+        raise bad(f"{key}.description", f"must be text, not {_kind(description)}")
+    return StateSpec(name, final=True, exit=code, keeps_lock=flags["keeps_lock"],
+                     result=result, resumable=flags["resumable"], description=description)
+
+
+def _timeout(value: Any, key: str, bad: Any) -> str | float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise bad(key, f"must be a number of seconds or a setting's name, not {_kind(value)}")
+    if isinstance(value, str):
+        known = timeout_settings()
+        if value not in known:
+            raise bad(key, f"unknown timeout setting {value!r} (known: {', '.join(sorted(known))})")
+        return value
+    if not 0 < value < float("inf"):
+        raise bad(key, f"must be more than 0 seconds, not {value!r}")
+    return float(value)
+
+
+def _params(raw: Any, info: ActionInfo, action: str, key: str, bad: Any) -> dict[str, Any]:
+    """A state's `params:` checked against the action's declaration, defaults filled in."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise bad(key, f"must be a mapping of parameter names, not {_kind(raw)}")
+    declared = info.params
+    for name in raw:
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise bad(f"{key}.{name}", f"unknown parameter of action {action!r} (it takes: {known})")
+    out: dict[str, Any] = {}
+    for name, param in declared.items():
+        if name not in raw:
+            if param.required:
+                raise bad(f"{key}.{name}", f"missing: action {action!r} requires it "
+                                           f"({param.type})")
+            out[name] = copy.deepcopy(param.default)
+            continue
+        value = raw[name]
+        if not _is_type(value, param.type):
+            raise bad(f"{key}.{name}", f"must be {param.type}, not {_kind(value)} ({value!r})")
+        out[name] = float(value) if param.type == "number" else value
+    return out
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    """Whether a YAML value is of a declared parameter type (number, int, str, bool, object,
+    list[T], map[str,T])."""
+    kind = kind.replace(" ", "")
+    if kind.startswith("list[") and kind.endswith("]"):
+        return isinstance(value, list) and all(_is_type(v, kind[5:-1]) for v in value)
+    if kind.startswith("map[str,") and kind.endswith("]"):
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and _is_type(v, kind[8:-1]) for k, v in value.items())
+    if kind in ("number", "int"):
+        ok = (int, float) if kind == "number" else (int,)
+        return isinstance(value, ok) and not isinstance(value, bool)
+    simple: dict[str, Any] = {"str": str, "bool": bool, "object": dict, "any": object}
+    if kind not in simple:
+        raise ValueError(f"unknown parameter type {kind!r}")
+    return isinstance(value, simple[kind])
 
 
 def _transitions(raw: Any, states: Mapping[str, StateSpec], bad: Any) -> list[Transition]:

@@ -74,6 +74,7 @@ class Run:
     spec: Spec
     state: str = ""
     log: Any = field(default_factory=lambda: _logger("abfsm"))
+    actions: Mapping[str, Any] = field(default_factory=dict)  # the spec's action names -> Action
 
     @property
     def params(self) -> Mapping[str, Any]:

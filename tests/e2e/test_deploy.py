@@ -89,10 +89,11 @@ def test_foreign_lock_object_is_left_alone_and_refused(cli, make, server):
         ("PUT", "/qa-locks/qa.lock")]
     assert capacities(make, ASGS) == before
     assert result.transitions == [("locked", "refused", "refuse")]
-    # The summary does not claim a lock it never took, and says how to lift a freeze.
+    # The summary does not claim a lock it never took, nor suggests resuming or unlocking a
+    # lock this run does not hold; it says how to see who holds it.
     assert result.finished["lock"] == "not taken"
-    assert any("abfsm unlock --environment qa --lock-bucket-name qa-locks --force" in step
-               for step in result.finished["next"])
+    assert [step.split(": ", 1)[1] for step in result.finished["next"]] == [
+        "abfsm status --environment qa --lock-bucket-name qa-locks"]
 
 
 def test_local_lock_of_another_run_is_refused(cli, make, server, tmp_path):

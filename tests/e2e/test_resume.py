@@ -167,8 +167,12 @@ def test_resume_after_a_manual_fix_in_wait_elb(cli, make, server, tmp_path):
 
 
 def test_resume_from_an_unknown_state_exits_2_before_any_aws_call(cli, server):
-    """`--from nope` is a usage error (exit 2) decided before the lock is even read."""
-    result = cli("resume", "--environment", "qa", "--lock-bucket-name", BUCKET, "--from", "nope")
+    """`--from nope` with `--spec` is a usage error (exit 2) decided before the lock is even
+    read (without --spec the run's recorded spec decides, once the lock is read)."""
+    from abfsm.spec import packaged_spec_path
+
+    result = cli("resume", "--environment", "qa", "--lock-bucket-name", BUCKET, "--from", "nope",
+                 "--spec", str(packaged_spec_path()))
     assert result.returncode == 2
     assert "--from nope: not a state of" in result.stderr
     assert "wait-elb" in result.stderr  # the message lists the states there are

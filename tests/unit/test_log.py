@@ -12,7 +12,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from abfsm import log, runner
+from abfsm import cli, log, runner
 from abfsm.errors import StateFailed
 from tests.unit.test_runner import fakes, make_run
 
@@ -83,9 +83,9 @@ def test_json_debug_events_only_with_verbose():
     """Without --verbose debug events are dropped; with it they are written."""
     quiet, loud = io.StringIO(), io.StringIO()
     log.configure("json", stream=quiet)
-    logger().debug("state.traceback")
+    logger().debug("aws.read")
     log.configure("json", verbose=True, stream=loud)
-    logger().debug("state.traceback")
+    logger().debug("aws.read")
     assert quiet.getvalue() == "" and json.loads(loud.getvalue())["level"] == "debug"
 
 
@@ -171,7 +171,8 @@ def failed_run_finished(tmp_path: Any, clock: Any) -> dict[str, Any]:
     run = make_run(tmp_path, clock)
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as events:
         runner._started(run, "deploy")
-        runner.drive(run, run.spec.initial, actions=fakes(wait_elb=broken))
+        runner.drive(run, run.spec.initial, actions=fakes(wait_elb=broken),
+                     render_next=cli.next_command)
     (finished,) = [e for e in events if e["event"] == "run.finished"]
     return finished
 
@@ -186,7 +187,8 @@ def test_failed_run_summary_says_what_failed_and_what_next(tmp_path, clock):
     assert "old ASG   qa-a: left as it was (4 desired)" in text
     assert f"lock      held by this run: {tmp_path / 'state' / 'qa.lock'}" in text
     assert "abfsm resume --environment qa" in text and "(re-enters wait-elb)" in text
-    assert f"abfsm unlock --environment qa --run-id {event['run_id']}" in text
+    assert (f"abfsm unlock --environment qa --state-dir {tmp_path / 'state'} "
+            f"--run-id {event['run_id']}") in text
 
 
 def test_failed_run_summary_shows_the_path_with_times(tmp_path, clock):

@@ -23,7 +23,7 @@ from abfsm.context import Plan, Settings
 from abfsm.errors import EXIT_USAGE, SpecError
 from abfsm.lock import LocalStore, Lock
 from abfsm.record import new_record
-from abfsm.spec import Spec, load_spec, machine_config, packaged_spec_path
+from abfsm.spec import Spec, Transition, load_spec, machine_config, packaged_spec_path
 from tests.fakes import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -228,7 +228,7 @@ def test_packaged_spec_loads() -> None:
     assert spec.path == "states.yaml (packaged)"
     assert spec.initial == "locked"
     assert spec.states["done"].final and spec.states["done"].exit == 0
-    assert spec.dest("wait-elb", "healthy") == "drain"
+    assert Transition("healthy", "wait-elb", "drain") in spec.transitions
     assert set(spec.working_states) == {"locked", "inspect", "empty", "scale", "wait-instances",
                                         "wait-elb", "drain", "rollback"}
 
@@ -354,7 +354,8 @@ def test_every_spec_drives_to_a_final_state(tmp_path: Path, clock: FakeClock,
     assert spec.is_final(record.state) and spec.states[record.state].exit == 0
     moves = [(h["src"], h["trigger"], h["dst"]) for h in record.history]
     assert moves and moves[0][0] == spec.initial and moves[-1][2] == record.state
-    assert all(spec.dest(src, trig) == dst for src, trig, dst in moves)
+    declared = {(t.source, t.trigger, t.dest) for t in spec.transitions}
+    assert all(move in declared for move in moves)
     assert [(e["src"], e["trigger"], e["dst"]) for e in logs if e["event"] == "transition"] == moves
 
 
