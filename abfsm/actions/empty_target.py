@@ -6,13 +6,23 @@ itself, when populated).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from abfsm.actions import processes
 from abfsm.actions.asg_empty import wait_empty, zero_asg
-from abfsm.actions.base import Run, action, describe_asg, update_asg
+from abfsm.actions.base import AwsCall, Run, action, describe_asg, update_asg
+from abfsm.context import Settings
 
 
-@action({"emptied"}, requires=("empty_first",),
-        calls=[update_asg("asg:target"), describe_asg("asg:target")],
+def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
+    calls = [update_asg("asg:target"), describe_asg("asg:target")]
+    if settings.resume_processes:
+        calls.append(processes.calls()[0])  # ResumeProcesses (Terminate)
+    return calls
+
+
+@action({"emptied"}, requires=("empty_first",), calls=_calls,
         doc="zero the ASG that must be empty before it is filled (--clean-up, --single-asg) "
             "and wait until it is")
 def empty_target(run: Run) -> str:

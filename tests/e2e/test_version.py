@@ -10,6 +10,7 @@ import os
 import signal
 from typing import Any
 
+from abfsm.log_schema import validate
 from tests.e2e.conftest import cli_env
 from tests.support import crash_cli
 from tests.support.aws_env import AMI, build_env, capacities
@@ -66,6 +67,7 @@ def test_image_id_deploys_a_new_version_and_the_new_instances_run_it(cli, make, 
     assert created["version"] == 2 and created["reused"] is False
     [decided] = result.named("version.decided")
     assert decided["version_from"] == "$Latest" and decided["version_from_number"] == 1
+    assert [p for e in result.events for p in validate(e)] == []  # new events documented
     status = cli("status", "--environment", "qa")
     assert "versions after the last run: qa-a qa-lt v1; qa-b qa-lt v2" in status.stdout
 
@@ -102,6 +104,7 @@ def test_rollback_restores_the_version_the_target_ran_before(deploy_broken, make
     assert capacities(make, ["qa-b"])["qa-b"]["desired"] == 0
     sets = [(e["version"], e["reason"]) for e in result.named("version.set")]
     assert sets == [(2, "deploy"), (1, "rollback")]
+    assert [p for e in result.events for p in validate(e)] == []
 
 
 def test_dry_run_with_image_id_creates_no_version(cli, make, server):
@@ -204,6 +207,7 @@ def test_resume_processes_resumes_for_the_run_and_suspends_again(cli, make, serv
         ("qa-b", ["Launch"]), ("qa-a", ["Terminate"])]
     assert sorted((e["asg"], e["processes"][0]) for e in result.named("processes.suspended")) == [
         ("qa-a", "Terminate"), ("qa-b", "Launch")]
+    assert [p for e in result.events for p in validate(e)] == []
     names = [e["event"] for e in result.events]
     polls = [e for e in result.events if e["event"] == "wait.progress" and e["state"] == "drain"]
     assert polls and polls[-1]["ready"] == polls[-1]["total"]  # qa-a seen empty ...

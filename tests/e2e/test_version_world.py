@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from abfsm.log_schema import validate
 from tests.e2e.conftest import cli_env
 from tests.support import crash_cli
 from tests.support.aws_env import build_env, instance_ids
@@ -95,6 +96,7 @@ def test_an_abandoned_instance_is_replaced_and_the_wait_counts_the_replacement(w
     final = [p for p in run.named("wait.progress") if p["state"] == "wait-instances"][-1]
     assert (final["ready"], final["total"]) == (2, 2)
     assert sorted(instance_ids(make, "qa-b")) == sorted([keep, replacement])
+    assert [p for e in run.events for p in validate(e)] == []  # wait.instance_lost included
 
 
 def test_a_drain_waits_for_terminating_wait(world, make, server, tmp_path):
