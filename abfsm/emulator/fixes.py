@@ -25,6 +25,9 @@ for a moment, so those tests can also show what plain moto would have done.
 5. CreateLaunchTemplateVersion honours SourceVersion. Plain moto ignores it and stores only
    the LaunchTemplateData given; AWS copies the source version and applies the given data
    over it. abfsm --image-id sends SourceVersion + ImageId only.
+6. UpdateAutoScalingGroup without MixedInstancesPolicy keeps the group's policy, as AWS
+   does. Plain moto drops it on every update (a capacity change included), so a group set
+   through its policy would look like a plain launch template group afterwards.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ def apply() -> None:
     _atomic_s3_conditional_put()
     _classic_elb_reasons()
     _launch_template_source_version()
+    _update_keeps_mixed_instances_policy()
 
 
 @contextlib.contextmanager
@@ -213,3 +217,19 @@ def _launch_template_source_version() -> None:
         return create_launch_template_version
 
     _replace(LaunchTemplates, "create_launch_template_version", make)
+
+
+def _update_keeps_mixed_instances_policy() -> None:
+    from moto.autoscaling.models import FakeAutoScalingGroup
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def update(self: Any, *args: Any, **kwargs: Any) -> Any:
+            before = self.mixed_instances_policy
+            result = original(self, *args, **kwargs)
+            if (kwargs.get("mixed_instances_policy") is None and not kwargs.get("launch_template")
+                    and not kwargs.get("launch_config_name")):
+                self.mixed_instances_policy = before  # not named in the request: as it was
+            return result
+        return update
+
+    _replace(FakeAutoScalingGroup, "update", make)

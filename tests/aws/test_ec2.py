@@ -127,6 +127,22 @@ def test_set_launch_template_through_a_mixed_instances_policy(services, aws):
     assert after["InstancesDistribution"]["OnDemandBaseCapacity"] == 1
 
 
+def test_a_capacity_update_keeps_the_mixed_instances_policy(services, aws):
+    """UpdateAutoScalingGroup with only DesiredCapacity leaves the policy as it was (AWS;
+    moto corrected, see abfsm/emulator/fixes.py)."""
+    lt = template(aws)
+    policy = {"LaunchTemplate": {
+        "LaunchTemplateSpecification": {"LaunchTemplateId": lt, "Version": "1"},
+        "Overrides": [{"InstanceType": "t3.micro"}]}}
+    aws("autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName="qa-b", MinSize=0, MaxSize=2, MixedInstancesPolicy=policy,
+        AvailabilityZones=["us-east-1a"])
+    services.autoscaling.update_capacity("qa-b", desired=1)
+    group = services.autoscaling.describe(["qa-b"])["qa-b"]
+    assert group.mixed_policy is not None and group.desired == 1
+    assert group.mixed_policy["LaunchTemplate"]["Overrides"] == [{"InstanceType": "t3.micro"}]
+
+
 def test_resume_and_suspend_processes(services, aws):
     """resume_processes / suspend_processes change just the named processes."""
     lt = template(aws)

@@ -107,6 +107,29 @@ def test_rollback_restores_the_version_the_target_ran_before(deploy_broken, make
     assert [p for e in result.events for p in validate(e)] == []
 
 
+def test_a_mixed_instances_policy_group_gets_the_version_through_its_policy(cli, make, server):
+    """qa-a / qa-b with a MixedInstancesPolicy on qa-lt v1: --image-id sets v2 in qa-b's
+    policy (overrides kept), its instances run the new AMI, qa-a's policy stays on v1."""
+    lt = make("ec2").create_launch_template(LaunchTemplateName="qa-lt", LaunchTemplateData={
+        "ImageId": AMI, "InstanceType": "t3.micro"})["LaunchTemplate"]["LaunchTemplateId"]
+    for name, desired in (("qa-a", 2), ("qa-b", 0)):
+        make("autoscaling").create_auto_scaling_group(
+            AutoScalingGroupName=name, MinSize=0, MaxSize=4, DesiredCapacity=desired,
+            AvailabilityZones=["us-east-1a"], MixedInstancesPolicy={"LaunchTemplate": {
+                "LaunchTemplateSpecification": {"LaunchTemplateId": lt, "Version": "1"},
+                "Overrides": [{"InstanceType": "t3.micro"}, {"InstanceType": "t3.small"}]}})
+    result = cli("deploy", "--environment", "qa", "--no-elb-check", "--instance-count", "2",
+                 "--image-id", NEW_AMI, *FAST)
+    assert result.returncode == 0, result.stderr + result.stdout
+    groups = {g["AutoScalingGroupName"]: g["MixedInstancesPolicy"]["LaunchTemplate"]
+              for g in make("autoscaling").describe_auto_scaling_groups(
+                  AutoScalingGroupNames=["qa-a", "qa-b"])["AutoScalingGroups"]}
+    assert groups["qa-b"]["LaunchTemplateSpecification"]["Version"] == "2"
+    assert groups["qa-a"]["LaunchTemplateSpecification"]["Version"] == "1"
+    assert [o["InstanceType"] for o in groups["qa-b"]["Overrides"]] == ["t3.micro", "t3.small"]
+    assert images(make, "qa-b") == {NEW_AMI}
+
+
 def test_dry_run_with_image_id_creates_no_version(cli, make, server):
     """--dry-run --image-id: the plan names the new version and its calls; moto_server saw no
     mutating call at all and the template still has one version."""
