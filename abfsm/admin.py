@@ -20,7 +20,9 @@ def status_data(settings: Settings, *, clock: Clock | None = None, services: Any
     if holder is not None:
         current = {"lock": lock.where, "lock_age_s": round(holder.age_s, 1)}
         if holder.record is None:
-            current.update(foreign=True, description=holder.describe(clock))
+            # unreadable: it claims to be an abfsm record but breaks the schema.
+            current.update(foreign=True, unreadable=bool(holder.problem),
+                           problem=holder.problem or None, description=holder.describe(clock))
         else:
             r = holder.record
             age = r.heartbeat_age(clock)
@@ -51,7 +53,7 @@ def unlock(settings: Settings, *, run_id: str | None, force: bool, clock: Clock 
 
 def _brief(d: dict[str, Any]) -> dict[str, Any]:
     out = {k: d.get(k) for k in ("run_id", "status", "state", "failed_state", "started_at",
-                                 "finished_at", "exit_code", "last_error")}
+                                 "finished_at", "exit_code", "last_error", "unlocked")}
     out["versions"] = (d.get("context") or {}).get("versions") or {}  # what each ASG launches
     return out
 
@@ -92,12 +94,23 @@ def _text(data: dict[str, Any]) -> list[str]:
         if cur.get("last_error"):
             lines.append(f"  error      {cur['last_error']}")
         for h in cur.get("history") or []:
+            if h.get("approval"):  # an approval state's decision: who, when, why
+                why = f": {h['reason']}" if h.get("reason") else ""
+                lines.append(f"    {h['at']}  {h['approval']} by {h['by']} in {h['state']}{why}")
+                continue
             lines.append(f"    {h['at']}  {h['src']} -> {h['dst']} ({h['trigger']}, {h['elapsed_s']} s)")
     if data["recent"] and data["recent"][0].get("versions"):
         lines.append(f"versions after the last run: {_versions(data['recent'][0]['versions'])}")
     if data["recent"]:
         lines.append("recent runs:")
         for r in data["recent"]:
+            if r.get("unlocked"):
+                u = r["unlocked"]
+                by = u.get("by") or {}
+                lines.append(f"  {r['run_id']}  {r['status']:<12} by {by.get('user')}@"
+                             f"{by.get('host')} at {u.get('at')} (was {u.get('status')} in "
+                             f"{u.get('state')}{', --force' if u.get('force') else ''})")
+                continue
             lines.append(f"  {r['run_id']}  {r['status']:<12} exit {r['exit_code']}  "
                          f"finished {r['finished_at']}")
     return lines

@@ -7,27 +7,46 @@ nothing heavy at start-up: `abfsm --help` and `abfsm graph` never import boto3.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from abfsm import __version__
 from abfsm.context import Settings
 from abfsm.errors import EXIT_USAGE, AbfsmError, UsageError
 
-COMMANDS = ("deploy", "resume", "status", "unlock", "graph", "demo")
-_ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,200}$")
+COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo", "iam-policy")
+# An environment name must be usable as it is in every place it goes: the ASG names ENV-a /
+# ENV-b (no colon allowed there), the S3 key ENV.lock with ENV/runs/ under it, and a local
+# file name (no slash). So: a letter or digit, then letters, digits, dot, underscore, hyphen.
+_ENV_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# ASG names hold 255 characters (ENV-a: 253); local files 255 bytes, and the lock's temporary
+# file is `.ENV.<8 random>.tmp`: 200 leaves room for both.
+ENV_MAX = 200
+# S3's bucket naming rules (general purpose buckets).
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+COMMANDS_IAM = ("deploy", "resume", "status", "unlock", "approve", "all")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming what was wrong (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        _say(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(EXIT_USAGE)
+
+
+def _say(text: str, stream: TextIO | None = None) -> None:
+    """Write to stderr (or `stream`); a closed or full stream is skipped, never an error."""
+    from abfsm.log import write_safely
+
+    write_safely(stream or sys.stderr, text)
 
 
 def _count(text: str) -> int:
@@ -50,10 +69,84 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seconds_or_zero(text: str) -> float:
+    if text.rstrip("s") in ("0", "0.0"):
+        return 0.0
+    return _seconds(text)
+
+
+def _alarm_name(text: str) -> str:
+    if not text.strip() or len(text) > 255:
+        raise argparse.ArgumentTypeError(f"must be a CloudWatch alarm name (1-255 characters), got {text!r}")
+    return text
+
+
 def _environment(text: str) -> str:
-    if not _ENV_RE.match(text):
+    if len(text) > ENV_MAX:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a usable environment name (letters, digits, . _ - : /)")
+            f"is {len(text)} characters long; an environment name has at most {ENV_MAX}")
+    if not _ENV_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a usable environment name: a letter or digit, then letters, "
+            "digits, '.', '_' or '-' (it names the ASGs ENV-a/ENV-b, the S3 key ENV.lock and "
+            "the local lock file)")
+    return text
+
+
+def _bucket(text: str) -> str:
+    """S3's bucket naming rules, checked before any call."""
+    problem = bucket_name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid S3 bucket name: {problem}")
+    return text
+
+
+def bucket_name_problem(name: str) -> str:
+    """What breaks S3's naming rules for general purpose buckets in `name`, or ""."""
+    if not 3 <= len(name) <= 63:
+        return f"it must be 3 to 63 characters long, not {len(name)}"
+    if not _BUCKET_RE.fullmatch(name):
+        return ("only lowercase letters, digits, '.' and '-', beginning and ending with a "
+                "letter or digit")
+    if ".." in name:
+        return "two adjacent periods"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return "it is formatted as an IP address"
+    for prefix in _BUCKET_PREFIXES:
+        if name.startswith(prefix):
+            return f"it must not begin with {prefix!r}"
+    for suffix in _BUCKET_SUFFIXES:
+        if name.endswith(suffix):
+            return f"it must not end with {suffix!r}"
+    return ""
+
+
+def _state_dir(text: str) -> str:
+    """A directory, or a path where one can be made: not a regular file (or under one)."""
+    from pathlib import Path
+
+    path = Path(text)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is not a directory" if part == path else f"is under {str(part)!r}, a file"
+                raise argparse.ArgumentTypeError(f"{text!r} {what}")
+            break
+    return text
+
+
+def _environment_pattern(text: str) -> str:
+    """An environment name, or a pattern with the wildcards * and ? (iam-policy)."""
+    if len(text) > ENV_MAX or not _ENV_RE.fullmatch(text.replace("*", "x").replace("?", "x")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a usable environment name or pattern (a letter, digit or wildcard, "
+            "then letters, digits, '.', '_', '-' and the wildcards * ?)")
+    return text
+
+
+def _account_id(text: str) -> str:
+    if not re.fullmatch(r"\d{12}", text):
+        raise argparse.ArgumentTypeError(f"must be a 12-digit AWS account id, got {text!r}")
     return text
 
 
@@ -85,14 +178,99 @@ def build_parser() -> argparse.ArgumentParser:
         "Blue/green (A/B) deployments of AWS Auto Scaling Groups behind load balancers, "
         "run as an explicit state machine (states.yaml)."),
         epilog="Exit codes: 0 success · 1 a state failed · 2 usage or spec error · "
-               "3 refused by a precondition · 130 interrupted.")
+               "3 refused by a precondition · 4 paused at a checkpoint (approval) · 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"abfsm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     deploy = sub.add_parser("deploy", help="run an A/B deployment (or --zero, --single-asg, --dry-run)",
                             description="Run an A/B deployment of ENV-a / ENV-b.")
     _env(deploy)
-    g = deploy.add_argument_group("what to deploy (the original deploy.py flags)")
+    _deploy_flags(deploy)
+
+    iam = sub.add_parser("iam-policy", help="print the least-privilege IAM policy of a deploy "
+                                            "configuration (no AWS call)",
+                         description="Print the IAM policy document the given deploy flags (and "
+                                     "--command) need: exactly the actions it can call, scoped "
+                                     "where AWS allows. Makes no AWS call.")
+    iam.add_argument("--environment", required=True, type=_environment_pattern, metavar="ENV",
+                     help="the environment, or a pattern (qa-*) for one policy covering several")
+    _deploy_flags(iam)
+    iam.add_argument("--command", dest="iam_command", choices=COMMANDS_IAM, default="deploy",
+                     help="which abfsm command the policy is for (default: deploy; all: every one)")
+    iam.add_argument("--format", choices=("json", "annotated"), default="json",
+                     help="json: the document; annotated: with // comments on who needs what, why")
+    iam.add_argument("--account-id", type=_account_id, metavar="ID",
+                     help="the AWS account in the ARNs (default: *)")
+
+    resume = sub.add_parser("resume", help="carry on a failed or interrupted run from a named state",
+                            description="Re-enter a run's state with its saved context, same run_id and lock.")
+    _env(resume)
+    resume.add_argument("--from", dest="from_state", metavar="STATE",
+                        help="state to re-enter (default: the state the run failed or stopped in)")
+    resume.add_argument("--force", action="store_true",
+                        help="resume even though the run looks alive (heartbeat not stale)")
+    _store(resume)
+    _logging(resume)
+    _notify(resume)
+    _conn(resume)
+    resume.add_argument("--spec", metavar="FILE",
+                        help="state machine spec (default: the one the run started with; a "
+                             "spec changed since is refused unless given here)")
+    resume.add_argument("--update-timeout", type=_seconds, default=None, metavar="S",
+                        help="seconds between polls from now on (default: the run's)")
+    resume.add_argument("--health-check-timeout", type=_seconds, default=None, metavar="S",
+                        help="seconds each wait may take from now on (default: the run's)")
+
+    status = sub.add_parser("status", help="show the current run (or that the environment is free) and recent runs")
+    _env(status)
+    status.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text for people, or one JSON document (default: text)")
+    _store(status)
+    _conn(status)
+
+    unlock = sub.add_parser("unlock", help="remove an environment lock deliberately")
+    _env(unlock)
+    who = unlock.add_mutually_exclusive_group(required=True)
+    who.add_argument("--run-id", metavar="ID", help="remove the lock only if this run holds it")
+    who.add_argument("--force", action="store_true", help="remove whatever holds the lock (a manual freeze too)")
+    _store(unlock)
+    _conn(unlock)
+
+    for verb, outcome in (("approve", "approved"), ("reject", "rejected")):
+        decide = sub.add_parser(verb, help=f"{verb} the run waiting (or paused) at an approval state",
+                                description=f"Record `{outcome}` for the approval state the run "
+                                            "holding ENV's lock waits or paused at (who, when, "
+                                            "reason go into its history). A waiting run takes "
+                                            "it at its next poll; a paused one at `abfsm resume`.")
+        _env(decide)
+        decide.add_argument("--reason", metavar="TEXT", help="why (recorded in the run's history)")
+        _store(decide)
+        _conn(decide)
+
+    graph = sub.add_parser("graph", help="draw the state machine (mermaid, dot, png, svg)")
+    graph.add_argument("--spec", metavar="FILE", help="state machine spec (default: packaged)")
+    graph.add_argument("--format", choices=("mermaid", "dot", "png", "svg"), default="mermaid",
+                       help="mermaid stateDiagram-v2 or Graphviz dot text; png/svg images need "
+                            "the graph extra and --output or a redirected stdout (default: mermaid)")
+    graph.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    graph.add_argument("--environment", type=_environment, metavar="ENV",
+                       help="mark where ENV's current or last run is and the path it took")
+    _store(graph)
+    _conn(graph)
+
+    demo = sub.add_parser("demo", help="a full A/B deployment against an embedded AWS emulator (no credentials)")
+    demo.add_argument("--instance-count-step", type=_count, default=1, metavar="N",
+                      help="step size of the demo deployment (default: 1)")
+    demo.add_argument("--fast", action="store_true",
+                      help="moto's instant world: no boot, health-check or draining time (runs in "
+                           "under a second)")
+    _logging(demo)
+    return parser
+
+
+def _deploy_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of `abfsm deploy` (also taken by `abfsm iam-policy`)."""
+    g = p.add_argument_group("what to deploy (the original deploy.py flags)")
     g.add_argument("--elb-name", action="append", default=[], metavar="NAME",
                    help="classic ELB the ASGs are linked to (repeatable; default: discovered "
                         "from the target ASG's attachments)")
@@ -122,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="if scaling or a wait fails, scale the new ASG back to 0 and release the lock")
     g.add_argument("--wait-for-scale-down", action="store_true",
                    help="wait until the old ASG is empty and its targets deregistered")
-    v = deploy.add_argument_group("what the new ASG launches")
+    v = p.add_argument_group("what the new ASG launches")
     v.add_argument("--launch-template-version", type=_template_version, metavar="V",
                    help="set the new ASG's launch template version before scaling it: a number, "
                         "$Latest or $Default (resolved to its number in inspect)")
@@ -133,57 +311,24 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--resume-processes", action="store_true",
                    help="resume the suspended Launch/Terminate processes that would stall the "
                         "run, and suspend them again at the end (default: refuse, exit 3)")
-    _store(deploy)
-    _logging(deploy)
-    _conn(deploy)
-    deploy.add_argument("--spec", metavar="FILE", help="state machine spec (default: the packaged states.yaml)")
-
-    resume = sub.add_parser("resume", help="carry on a failed or interrupted run from a named state",
-                            description="Re-enter a run's state with its saved context, same run_id and lock.")
-    _env(resume)
-    resume.add_argument("--from", dest="from_state", metavar="STATE",
-                        help="state to re-enter (default: the state the run failed or stopped in)")
-    resume.add_argument("--force", action="store_true",
-                        help="resume even though the run looks alive (heartbeat not stale)")
-    _store(resume)
-    _logging(resume)
-    _conn(resume)
-    resume.add_argument("--spec", metavar="FILE",
-                        help="state machine spec (default: the one the run started with; a "
-                             "spec changed since is refused unless given here)")
-    resume.add_argument("--update-timeout", type=_seconds, default=None, metavar="S",
-                        help="seconds between polls from now on (default: the run's)")
-    resume.add_argument("--health-check-timeout", type=_seconds, default=None, metavar="S",
-                        help="seconds each wait may take from now on (default: the run's)")
-
-    status = sub.add_parser("status", help="show the current run (or that the environment is free) and recent runs")
-    _env(status)
-    status.add_argument("--format", choices=("text", "json"), default="text")
-    _store(status)
-    _conn(status)
-
-    unlock = sub.add_parser("unlock", help="remove an environment lock deliberately")
-    _env(unlock)
-    who = unlock.add_mutually_exclusive_group(required=True)
-    who.add_argument("--run-id", metavar="ID", help="remove the lock only if this run holds it")
-    who.add_argument("--force", action="store_true", help="remove whatever holds the lock (a manual freeze too)")
-    _store(unlock)
-    _conn(unlock)
-
-    graph = sub.add_parser("graph", help="draw the state machine (mermaid, dot, png, svg)")
-    graph.add_argument("--spec", metavar="FILE", help="state machine spec (default: packaged)")
-    graph.add_argument("--format", choices=("mermaid", "dot", "png", "svg"), default="mermaid")
-    graph.add_argument("--output", metavar="FILE", help="write here instead of standard output")
-    graph.add_argument("--environment", type=_environment, metavar="ENV",
-                       help="mark where ENV's current or last run is and the path it took")
-    _store(graph)
-    _conn(graph)
-
-    demo = sub.add_parser("demo", help="a full A/B deployment against an embedded AWS emulator (no credentials)")
-    demo.add_argument("--instance-count-step", type=_count, default=1, metavar="N",
-                      help="step size of the demo deployment (default: 1)")
-    _logging(demo)
-    return parser
+    gates = p.add_argument_group("gates (see the README's Gates section)")
+    gates.add_argument("--bake-time", type=_seconds_or_zero, default=0.0, metavar="S",
+                       help="after wait-elb, watch the new instances (and alarms) for S seconds "
+                            "before draining the old ASG (default: 0, no bake)")
+    gates.add_argument("--alarm", action="append", default=[], type=_alarm_name, metavar="NAME",
+                       help="CloudWatch alarm that must not go into ALARM while the new instances "
+                            "come up and bake (repeatable); checked in inspect (exit 3 if missing "
+                            "or already in ALARM)")
+    gates.add_argument("--alarm-prefix", type=_alarm_name, metavar="PREFIX",
+                       help="watch every CloudWatch alarm whose name starts with PREFIX, like --alarm")
+    gates.add_argument("--pause-at-approval", action="store_true",
+                       help="at an approval state, exit at once with code 4 (lock held) instead "
+                            "of waiting; `abfsm approve` then `abfsm resume` carry on")
+    _store(p)
+    _logging(p)
+    _notify(p)
+    _conn(p)
+    p.add_argument("--spec", metavar="FILE", help="state machine spec (default: the packaged states.yaml)")
 
 
 def _env(p: argparse.ArgumentParser) -> None:
@@ -192,9 +337,9 @@ def _env(p: argparse.ArgumentParser) -> None:
 
 
 def _store(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lock-bucket-name", metavar="BUCKET",
+    p.add_argument("--lock-bucket-name", metavar="BUCKET", type=_bucket,
                    help="S3 bucket holding ENV.lock and the run records (default: local --state-dir)")
-    p.add_argument("--state-dir", default=".abfsm", metavar="DIR",
+    p.add_argument("--state-dir", default=".abfsm", metavar="DIR", type=_state_dir,
                    help="local lock and run records when no bucket is given (default: .abfsm)")
 
 
@@ -202,6 +347,28 @@ def _logging(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-format", choices=("auto", "console", "json"), default="auto",
                    help="console on a terminal, JSON lines otherwise (default: auto)")
     p.add_argument("--verbose", action="store_true", help="per-poll detail and every AWS call")
+
+
+def _notify(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("notifications (never fail or stall the run)")
+    g.add_argument("--notify", action="append", default=[], metavar="SINK",
+                   help="also tell SINK (repeatable; adds to ABFSM_NOTIFY): slack:URL, webhook:URL, "
+                        "sns:TOPIC_ARN, events:BUS, logs:GROUP[:STREAM], syslog:udp://HOST:PORT, "
+                        "syslog:tcp://HOST:PORT, syslog:unix:///dev/log")
+    g.add_argument("--notify-on", metavar="EVENTS",
+                   help="comma-separated log events for slack/webhook/sns/events sinks "
+                        "(default: run.started,state.failed,run.finished)")
+    g.add_argument("--notify-create", action="store_true",
+                   help="create a logs: sink's log group if it is missing")
+
+
+def _notify_specs(args: argparse.Namespace) -> list[Any]:
+    """The --notify sinks (after ABFSM_NOTIFY's), checked; [] for commands without them."""
+    if not hasattr(args, "notify"):
+        return []
+    from abfsm.notify import parse_sinks
+
+    return parse_sinks(args.notify, os.environ.get("ABFSM_NOTIFY"))
 
 
 def _conn(p: argparse.ArgumentParser) -> None:
@@ -226,6 +393,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UsageError("--zero takes no --clean-up / --instance-count-match")
     if get("zero") and (get("launch_template_version") or get("image_id")):
         raise UsageError("--zero deploys nothing: it takes no --launch-template-version / --image-id")
+    if len(set(get("alarm", []) or [])) > 100:
+        raise UsageError("--alarm: at most 100 alarms (one DescribeAlarms call reads them all)")
+    sinks = _notify_specs(args)
+    notify_on: list[str] = []
+    if hasattr(args, "notify"):
+        from abfsm.log_schema import EVENTS
+        from abfsm.notify import parse_events
+
+        notify_on = parse_events(get("notify_on"), frozenset(EVENTS))
     return Settings(
         environment=args.environment,
         elb_names=list(dict.fromkeys(get("elb_name", []) or [])),
@@ -250,9 +426,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log_format=get("log_format", "auto"),
         state_dir=get("state_dir", ".abfsm"),
         spec=get("spec"),
+        bake_time=get("bake_time", 0.0) or 0.0,
+        alarms=list(dict.fromkeys(get("alarm", []) or [])),
+        alarm_prefix=get("alarm_prefix"),
+        pause_at_approval=bool(get("pause_at_approval")),
         region=get("region"),
         endpoint_url=get("endpoint_url"),
         profile=get("profile"),
+        notify=[s.redacted for s in sinks],  # never the targets themselves: they can be secrets
+        notify_on=notify_on,
+        notify_create=bool(get("notify_create")),
     )
 
 
@@ -295,32 +478,102 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(globals()["_cmd_" + args.command](args))
+        return int(globals()["_cmd_" + args.command.replace("-", "_")](args))
     except AbfsmError as exc:
-        sys.stderr.write(f"abfsm {args.command}: {exc}\n")
+        _say(f"abfsm {args.command}: {exc}\n")
+        _iam_hint(exc, args)
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write(f"abfsm {args.command}: interrupted\n")
+        _say(f"abfsm {args.command}: interrupted\n")
         return 130
 
 
 def _install_signals(clock: Any) -> None:
+    """SIGINT/SIGTERM ask the run to stop: between polls the clock's sleep wakes at once; during
+    an AWS call (botocore's retries and back-off included) the handler raises there and then,
+    which `aws._call.call` turns into Interrupted. A second signal stops at once, anywhere."""
+    from abfsm.clock import in_blocking_call
+
     def handler(signum: int, _frame: Any) -> None:
         if clock.stop_reason:  # second signal: stop now
             raise KeyboardInterrupt
-        clock.request_stop(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        clock.request_stop(name)
+        if in_blocking_call():
+            raise KeyboardInterrupt(f"stopped by {name}")
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
 
 
-def _report(outcome: Any, fmt: str) -> int:
+def _report(outcome: Any, fmt: str, args: argparse.Namespace | None = None) -> int:
     """The final one-liner on stderr (the console summary already said it on a terminal)."""
     if outcome.exit_code and fmt == "json" and outcome.message:
-        sys.stderr.write(f"abfsm: {outcome.message}\n")
+        _say(f"abfsm: {outcome.message}\n")
         if outcome.lock.startswith("held"):
-            sys.stderr.write(f"abfsm: lock {outcome.lock}; {outcome.next[0]}\n")
+            _say(f"abfsm: lock {outcome.lock}; {outcome.next[0]}\n")
+    if args is not None and outcome.error is not None:
+        saved = outcome.record.settings if outcome.record is not None else None
+        _iam_hint(outcome.error, args, saved)
     return int(outcome.exit_code)
+
+
+# Settings that never change the IAM policy: left out of the iam-policy command a denial names.
+_NOT_IN_POLICY = {"log_format", "verbose", "state_dir", "endpoint_url", "profile",
+                  "update_timeout", "health_check_timeout", "instance_count",
+                  "instance_count_step", "instance_count_match", "spec"}
+
+
+def _iam_hint(exc: BaseException, args: argparse.Namespace,
+              saved: dict[str, Any] | None = None) -> None:
+    """After an AccessDenied: name the refused IAM action and resource and the command that
+    prints the policy this run needs."""
+    from abfsm.errors import AccessDenied
+
+    if not isinstance(exc, AccessDenied):
+        return
+    from abfsm import iam
+
+    try:
+        settings = Settings.from_dict(saved) if saved else settings_from(args)
+    except UsageError:
+        return
+    action, resource = iam.refused(exc, settings.region)
+    command = args.command if args.command in COMMANDS_IAM else "deploy"
+    sys.stderr.write(f"abfsm: AWS refused {action} on {resource}; the policy this needs: "
+                     f"{iam_policy_command(settings, command)}\n")
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for act in parser._actions:
+        if isinstance(act, argparse._SubParsersAction):
+            return act.choices[name]  # type: ignore[no-any-return]
+    raise KeyError(name)
+
+
+def iam_policy_command(settings: Settings, command: str = "deploy") -> str:
+    """The `abfsm iam-policy ...` command line printing the policy of `settings`."""
+    iam = _subparser(build_parser(), "iam-policy")
+    defaults = Settings(environment=settings.environment)
+    words = ["abfsm", "iam-policy"]
+    for act in iam._actions:
+        dest, flag = act.dest, (act.option_strings or [""])[-1]
+        field = dest if hasattr(settings, dest) else dest + "s"
+        if not flag or field in _NOT_IN_POLICY or not hasattr(settings, field):
+            continue
+        value = getattr(settings, field)
+        if value == getattr(defaults, field) and field != "environment":
+            continue
+        if isinstance(value, bool):
+            words.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                words += [flag, str(item)]
+        elif value is not None:
+            words += [flag, str(value)]
+    if command != "deploy":
+        words += ["--command", command]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
@@ -332,7 +585,12 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     fmt = log.configure(settings.log_format, verbose=settings.verbose)
     clock = clock_from_env()
     _install_signals(clock)
-    return _report(runner.deploy(settings, clock=clock, spec=spec, render_next=next_command), fmt)
+    notifier = _start_notifier(args, settings)
+    try:
+        return _report(runner.deploy(settings, clock=clock, spec=spec, render_next=next_command),
+                       fmt, args)
+    finally:
+        _stop_notifier(notifier)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -349,29 +607,119 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     _install_signals(clock)
     overrides = {"update_timeout": args.update_timeout,
                  "health_check_timeout": args.health_check_timeout}
-    return _report(runner.resume(settings, from_state=args.from_state, force=args.force,
-                                 clock=clock, overrides=overrides, render_next=next_command), fmt)
+    notifier = _start_notifier(args, settings)
+    try:
+        return _report(runner.resume(settings, from_state=args.from_state, force=args.force,
+                                     clock=clock, overrides=overrides, render_next=next_command),
+                       fmt, args)
+    finally:
+        _stop_notifier(notifier)
+
+
+def _start_notifier(args: argparse.Namespace, settings: Settings) -> Any:
+    """The --notify sinks, running behind a log tap (none for a dry run: it sends nothing)."""
+    specs = _notify_specs(args)
+    if not specs or settings.dry_run:
+        return None
+    from abfsm import log
+    from abfsm.clock import SystemClock
+    from abfsm.notify.build import start
+
+    # Its own clock: a stop request (SIGINT) ends the run, not the delivery of its outcome.
+    notifier = start(specs, events=settings.notify_on, clock=SystemClock(),
+                     secret=os.environ.get("ABFSM_WEBHOOK_SECRET") or None,
+                     create=settings.notify_create, region=settings.region,
+                     endpoint_url=settings.endpoint_url, profile=settings.profile)
+    log.add_tap(notifier.tap)
+    return notifier
+
+
+def _stop_notifier(notifier: Any) -> None:
+    """Flush run.finished within the notifier's bound; never raises, never sets the exit code."""
+    if notifier is None:
+        return
+    from abfsm import log
+
+    notifier.close()
+    log.remove_tap(notifier.tap)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from abfsm import admin, log
+    from abfsm import admin
 
-    log.configure("auto", stream=sys.stderr)  # stdout is the report (JSON with --format json)
-    sys.stdout.write(admin.status(settings_from(args), fmt=args.format))
+    _admin_logging(args)
+    _say(admin.status(settings_from(args), fmt=args.format), sys.stdout)
     return 0
 
 
 def _cmd_unlock(args: argparse.Namespace) -> int:
     from abfsm import admin, log
+    from abfsm.clock import SystemClock
+    from abfsm.runner import make_lock, services_for
 
-    log.configure("auto", stream=sys.stderr)  # the DeleteObject audit line; stdout says what went
-    sys.stdout.write(admin.unlock(settings_from(args), run_id=args.run_id, force=args.force))
+    settings = settings_from(args)
+    _admin_logging(args)
+    services = services_for(settings)
+    if args.run_id:
+        log.bind(run_id=args.run_id)
+    else:  # --force: bind the run it removes, if abfsm wrote the lock (a freeze is no run)
+        holder = make_lock(settings, services, SystemClock()).holder()
+        if holder is not None and holder.record is not None:
+            log.bind(run_id=holder.record.run_id)
+    _say(admin.unlock(settings, run_id=args.run_id, force=args.force, services=services),
+         sys.stdout)
+    return 0
+
+
+def _admin_logging(args: argparse.Namespace) -> None:
+    """status / unlock / graph: stdout is the report, so log lines go to stderr, console style."""
+    from abfsm import log
+
+    log.configure("console", stream=sys.stderr)
+    if getattr(args, "environment", None):
+        log.bind(env=args.environment)
+
+
+def _cmd_approve(args: argparse.Namespace) -> int:
+    return _decide(args, "approved")
+
+
+def _cmd_reject(args: argparse.Namespace) -> int:
+    return _decide(args, "rejected")
+
+
+def _decide(args: argparse.Namespace, decision: str) -> int:
+    from abfsm import runner
+    from abfsm.actions.approval import approve_command, decide
+    from abfsm.clock import clock_from_env
+
+    settings = settings_from(args)
+    _admin_logging(args)  # the PutObject audit line goes to stderr; stdout says what was decided
+    clock = clock_from_env()
+    lock = runner.make_lock(settings, runner.services_for(settings), clock)
+    doc = decide(lock, clock, decision, args.reason)
+    reason = f": {doc['reason']}" if doc.get("reason") else ""
+    resume = approve_command(settings, "resume")
+    sys.stdout.write(f"{decision} run {doc['run_id']} at {doc['state']} by {doc['decided_by']} "
+                     f"at {doc['decided_at']}{reason}\n"
+                     f"a waiting run takes it at its next poll; a paused one with: {resume}\n")
+    return 0
+
+
+def _cmd_iam_policy(args: argparse.Namespace) -> int:
+    from abfsm import iam
+
+    settings = settings_from(args)  # the deploy's own checks: exit 2, no AWS call
+    spec = iam.load(settings)  # a bad spec exits 2 as it does for deploy
+    grants = iam.grants(spec, settings, args.iam_command, args.account_id)
+    sys.stdout.write(iam.render(grants, args.format))
     return 0
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
     from abfsm import graph
 
+    _admin_logging(args)
     return graph.command(args)
 
 
@@ -379,4 +727,5 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from abfsm import demo, log
 
     fmt = log.configure(args.log_format, verbose=args.verbose)
-    return _report(demo.run(step=args.instance_count_step, log_format=fmt, verbose=args.verbose), fmt)
+    return _report(demo.run(step=args.instance_count_step, log_format=fmt, verbose=args.verbose,
+                            fast=args.fast), fmt)

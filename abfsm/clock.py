@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -49,6 +51,31 @@ class SystemClock:
     def check_stop(self) -> None:
         if self._stop.is_set():
             raise Interrupted(f"stopped by {self.stop_reason or 'request'}")
+
+
+# How many blocking calls (an AWS request, botocore's retries and their back-off sleeps) the
+# main thread is in. A stop request (SIGINT/SIGTERM) that arrives during one cannot wait for
+# the next poll: the signal handler raises at once (see abfsm.cli._install_signals).
+_blocking_calls = 0
+
+
+@contextlib.contextmanager
+def blocking_call() -> Iterator[None]:
+    """Mark a call during which a stop request must interrupt the main thread at once."""
+    global _blocking_calls
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        _blocking_calls += 1
+    try:
+        yield
+    finally:
+        if main:
+            _blocking_calls -= 1
+
+
+def in_blocking_call() -> bool:
+    """True while the main thread is inside `blocking_call()` (read by the signal handler)."""
+    return _blocking_calls > 0
 
 
 def utc_iso(moment: datetime) -> str:

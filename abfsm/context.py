@@ -37,9 +37,18 @@ class Settings:
     log_format: str = "auto"
     state_dir: str = ".abfsm"
     spec: str | None = None
+    bake_time: float = 0.0  # --bake-time: seconds the bake state watches the new instances
+    alarms: list[str] = field(default_factory=list)  # --alarm NAME (repeatable)
+    alarm_prefix: str | None = None  # --alarm-prefix PREFIX
+    pause_at_approval: bool = False  # --pause-at-approval: exit 4 at an approval state
     region: str | None = None
     endpoint_url: str | None = None
     profile: str | None = None
+    # --notify sinks, each as kind:redacted-target (the real targets are never stored),
+    # the events the chat-like sinks get, and whether a missing log group is created.
+    notify: list[str] = field(default_factory=list)
+    notify_on: list[str] = field(default_factory=list)
+    notify_create: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,6 +6,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
+EXIT_PAUSED = 4  # stopped at a checkpoint (an approval with --pause-at-approval); resumable
 EXIT_INTERRUPTED = 130
 
 
@@ -44,8 +45,12 @@ class LockLost(Refused):
 
 
 class ReleaseFailed(AbfsmError):
-    """Removing the lock failed after the run ended (e.g. DeleteObject denied); the lock
-    object was rewritten with the final record where the store allowed it."""
+    """The deployment reached its final state but its lock could not be released (e.g. the
+    DeleteObject was denied). The message says the final status; exit 1."""
+
+    def __init__(self, message: str, *, status: str = "") -> None:
+        self.status = status  # the deployment's own final status (done, rolled-back, ...)
+        super().__init__(message)
 
 
 class StateFailed(AbfsmError):
@@ -56,8 +61,25 @@ class WaitTimeout(StateFailed):
     """A wait ran out of time."""
 
 
+class AlarmFired(StateFailed):
+    """A watched CloudWatch alarm went into ALARM during a wait."""
+
+
 class AwsError(StateFailed):
     """An AWS API call failed after boto3's retries."""
+
+
+class AccessDenied(AwsError):
+    """AWS refused a call for lack of permission (AccessDenied, UnauthorizedOperation, ...).
+
+    Carries the call that was refused, so the CLI can name the IAM action and resource and
+    the `abfsm iam-policy` command that prints what is needed.
+    """
+
+    def __init__(self, message: str, *, service: str, api: str,
+                 params: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.service, self.api, self.params = service, api, dict(params or {})
 
 
 class Interrupted(AbfsmError):

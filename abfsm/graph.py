@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from abfsm.errors import UsageError
+from abfsm.log import silence
 from abfsm.spec import RUNNER_TRIGGERS, Spec, StateSpec
 
 TITLE = "abfsm"
@@ -294,19 +295,45 @@ def command(args: argparse.Namespace) -> int:
     spec = load_spec(getattr(args, "spec", None), ACTIONS)
     fmt = getattr(args, "format", None) or "mermaid"
     output = getattr(args, "output", None)
-    if fmt in ("png", "svg") and not output and sys.stdout.isatty():
+    if fmt in ("png", "svg") and not output and _isatty(sys.stdout):
         raise UsageError(f"--format {fmt} writes an image; give --output FILE or redirect stdout")
+    if output:
+        check_output(output)  # before reading the environment's run (an AWS call)
     marks = None
     if getattr(args, "environment", None):
         marks = environment_marks(spec, args)
     data = produce(spec, fmt, marks)
     if output:
-        Path(output).write_bytes(data)
+        try:
+            Path(output).write_bytes(data)
+        except OSError as exc:
+            raise UsageError(f"--output {output}: cannot write it ({exc.strerror})") from None
     else:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        try:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except OSError:  # `abfsm graph | head`: the reader had enough
+            silence(sys.stdout)
     return 0
+
+
+def check_output(output: str) -> None:
+    """--output must name a file in an existing directory (one line, exit 2, if not)."""
+    path = Path(output)
+    if path.is_dir():
+        raise UsageError(f"--output {output}: is a directory; name a file")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"--output {output}: the directory {parent} {what}")
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def environment_marks(spec: Spec, args: argparse.Namespace) -> Marks | None:

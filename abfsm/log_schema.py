@@ -32,8 +32,9 @@ COMMON: dict[str, str] = {
     "env": "str",
 }
 
-# Events logged before any run exists (the demo's set-up): no run_id / env yet.
-RUNLESS = frozenset({"demo.ready"})
+# Events that may be logged before any run exists, without run_id / env: none. Every line
+# names its run (the demo binds its run before setting up; unlock binds the run it removes).
+RUNLESS: frozenset[str] = frozenset()
 
 EVENTS: dict[str, dict[str, Any]] = {
     "run.started": {
@@ -66,6 +67,12 @@ EVENTS: dict[str, dict[str, Any]] = {
         "level": "warning",
         "doc": "the count exceeds the target ASG's MaxSize, which the scale call raises",
         "required": {"asg": "str", "max_size": "int", "raise_to": "int"},
+    },
+    "inspect.min_size": {
+        "level": "warning",
+        "doc": "the target ASG had MinSize above 0 (it is emptied first): each scale step sets "
+               "MinSize to min(MinSize, the step), restoring it to `restored_to`",
+        "required": {"asg": "str", "min_size": "int", "first_step": "int", "restored_to": "int"},
     },
     "plan": {
         "level": "info",
@@ -183,6 +190,81 @@ EVENTS: dict[str, dict[str, Any]] = {
                "hook's ABANDON); the wait goes on for its replacement",
         "required": {"asg": "str", "instance_id": "str", "last_state": "str", "state": "str"},
     },
+    "alarms.checked": {
+        "level": "info",
+        "doc": "inspect: every watched CloudWatch alarm exists and none is in ALARM",
+        "required": {"alarms": "list[str]", "states": "object"},
+    },
+    "alarm.fired": {
+        "level": "error",
+        "doc": "a watched alarm is in ALARM during a wait: the state fails",
+        "required": {"state": "str", "alarm": "str", "reason": "str", "since": "str"},
+    },
+    "bake.skipped": {
+        "level": "info",
+        "doc": "bake time 0: the bake state passes at once, no API call",
+        "required": {"state": "str", "reason": "str"},
+    },
+    "bake.started": {
+        "level": "info",
+        "doc": "the new instances must keep serving for `seconds`",
+        "required": {"state": "str", "asg": "str", "seconds": "number",
+                     "instance_ids": "list[str]", "load_balancers": "list[str]"},
+    },
+    "bake.finished": {
+        "level": "info",
+        "doc": "the new instances kept serving for the whole bake time",
+        "required": {"state": "str", "asg": "str", "seconds": "number", "instances": "int"},
+    },
+    "approval.pending": {
+        "level": "info",
+        "doc": "an approval state waits for a decision (or pauses): `command` approves it",
+        "required": {"state": "str", "command": "str", "reject": "str", "pause": "bool",
+                     "timeout_s": "number|null"},
+    },
+    "approval.decided": {
+        "level": "info",
+        "doc": "an approval state took `abfsm approve` / `abfsm reject`: who, when, why",
+        "required": {"state": "str", "decision": "str", "by": "str", "at": "str",
+                     "reason": "str|null"},
+    },
+    "hook.started": {
+        "level": "info",
+        "doc": "a hook state runs its command (argv, working directory, timeout)",
+        "required": {"state": "str", "command": "list[str]", "cwd": "str", "timeout_s": "number"},
+    },
+    "hook.output": {
+        "level": "info",
+        "doc": "one line the hook's command wrote (stdout and stderr together)",
+        "required": {"state": "str", "line": "str"},
+    },
+    "hook.passed": {
+        "level": "info",
+        "doc": "the hook's command exited 0",
+        "required": {"state": "str", "command": "list[str]", "duration_s": "number"},
+    },
+    "hook.failed": {
+        "level": "error",
+        "doc": "the hook's command exited non-zero: the outcome is `failed`",
+        "required": {"state": "str", "command": "list[str]", "exit_code": "int",
+                     "duration_s": "number"},
+    },
+    "http_check.started": {
+        "level": "info",
+        "doc": "an HTTP check begins: the URLs asked, the status expected, passes needed",
+        "required": {"state": "str", "urls": "list[str]", "expect_status": "int",
+                     "successes": "int"},
+    },
+    "http_check.passed": {
+        "level": "info",
+        "doc": "every target answered as expected `successes` times in a row",
+        "required": {"state": "str", "urls": "list[str]", "successes": "int"},
+    },
+    "http_check.failed": {
+        "level": "error",
+        "doc": "the state's timeout passed first: each failing target, its last answer and when",
+        "required": {"state": "str", "timeout_s": "number", "targets": "list[object]"},
+    },
     "run.finished": {
         "level": "info",
         "doc": "the outcome: exit code, duration, path of states, error, next steps",
@@ -195,10 +277,18 @@ EVENTS: dict[str, dict[str, Any]] = {
         # resources (asg:target, asg:active, ...) the states run declare mutating calls on.
         "optional": {"description": "str", "changed": "list[str]"},
     },
+    "notify.failed": {
+        "level": "warning",
+        "doc": "a --notify sink could not be reached (logged once per sink; the run goes on, "
+               "its exit code unchanged); `target` is redacted",
+        "required": {"sink": "str", "target": "str", "reason": "str"},
+    },
     "demo.ready": {
         "level": "info",
         "doc": "abfsm demo: the emulator and its environment are up",
         "required": {"endpoint": "str", "created": "object", "before": "object"},
+        # the world model's figures (scale, boot_s, health_check_s, draining_s); null: --fast
+        "optional": {"world": "object|null"},
     },
     "demo.after": {
         "level": "info",

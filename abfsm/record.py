@@ -20,9 +20,10 @@ from abfsm.clock import Clock, parse_utc, utc_iso
 KIND = "abfsm.run"
 SCHEMA = 1
 
-# Status values of a run that has not reached a final state. A finished run's status is the
-# name of the spec's final state it ended in (states.yaml says what each one means).
-RUNNING, INTERRUPTED = "running", "interrupted"
+# Status values of a run that has not reached a final state, and of one whose lock was
+# removed by `abfsm unlock`. A finished run's status is the name of the spec's final state it
+# ended in (states.yaml says what each one means).
+RUNNING, INTERRUPTED, UNLOCKED = "running", "interrupted", "unlocked"
 
 
 @dataclass
@@ -44,6 +45,8 @@ class RunRecord:
     started_by: dict[str, Any] = field(default_factory=dict)
     finished_at: str | None = None
     spec: dict[str, Any] = field(default_factory=dict)  # path (null: packaged) and sha256
+    write_seq: int = 0  # +1 on every write of the lock: each body this run sends is unique
+    unlocked: dict[str, Any] | None = None  # who removed the lock with `abfsm unlock`, when
     kind: str = KIND
     schema: int = SCHEMA
 
@@ -52,18 +55,8 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, raw: bytes) -> RunRecord | None:
-        """Parse a record; None if the bytes are not an abfsm record (a foreign lock)."""
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            return None
-        if not isinstance(data, dict) or data.get("kind") != KIND:
-            return None
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError:
-            return None
+        """Parse a record; None if the bytes are not a valid abfsm record (a foreign lock)."""
+        return parse(raw)[0]
 
     @property
     def who(self) -> str:
@@ -75,6 +68,83 @@ class RunRecord:
 
     def touch(self, clock: Clock) -> None:
         self.heartbeat = utc_iso(clock.now())
+
+
+def parse(raw: bytes) -> tuple[RunRecord | None, str]:
+    """(record, "") for a valid abfsm record; (None, why) for anything else.
+
+    `why` is "" for bytes that do not claim to be abfsm's (an empty object, a note), and
+    names the first problem of a document that claims `kind: abfsm.run` but breaks the
+    schema (a missing run_id, a heartbeat that is not a timestamp, settings that are a string).
+    """
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None, ""
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        return None, ""
+    problem = schema_problem(data)
+    if problem:
+        return None, problem
+    known = {f.name for f in fields(RunRecord)}
+    return RunRecord(**{k: v for k, v in data.items() if k in known}), ""
+
+
+_STR, _INT, _DICT, _LIST, _TIME = "a string", "a whole number", "an object", "a list", "a timestamp"
+# Field -> (what it must be, required). Every field of RunRecord is listed.
+_SCHEMA: dict[str, tuple[str, bool]] = {
+    "run_id": (_STR, True), "environment": (_STR, True), "spec_version": (_INT, True),
+    "state": (_STR, True), "status": (_STR, True), "started_at": (_TIME, True),
+    "heartbeat": (_TIME, True), "settings": (_DICT, False), "context": (_DICT, False),
+    "history": (_LIST, False), "last_error": (_STR, False), "failed_state": (_STR, False),
+    "exit_code": (_INT, False), "started_by": (_DICT, False), "finished_at": (_TIME, False),
+    "spec": (_DICT, False), "write_seq": (_INT, False), "unlocked": (_DICT, False),
+    "kind": (_STR, True),
+    "schema": (_INT, True),
+}
+_NULLABLE = {"last_error", "failed_state", "exit_code", "finished_at", "unlocked"}
+
+
+def schema_problem(data: dict[str, Any]) -> str:
+    """The first way `data` breaks the record schema, or "" if it is a valid record."""
+    for name, (kind, required) in _SCHEMA.items():
+        if name not in data:
+            if required:
+                return f"{name} is missing"
+            continue
+        value = data[name]
+        if value is None and name in _NULLABLE:
+            continue
+        if not _is(kind, value):
+            return f"{name} is not {kind} ({_short(value)})"
+    if not data["run_id"]:
+        return "run_id is empty"
+    if not isinstance(data.get("settings", {}).get("update_timeout", 30.0), (int, float)):
+        return "settings.update_timeout is not a number"
+    if any(not isinstance(h, dict) for h in data.get("history", [])):
+        return "history holds an entry that is not an object"
+    return ""
+
+
+def _is(kind: str, value: Any) -> bool:
+    if kind == _STR:
+        return isinstance(value, str)
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _DICT:
+        return isinstance(value, dict)
+    if kind == _LIST:
+        return isinstance(value, list)
+    try:
+        parse_utc(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def new_run_id(clock: Clock) -> str:

@@ -70,6 +70,7 @@ class Outcome:
     lock: str = ""  # what became of the lock (held by this run: WHERE / released / ...)
     next: list[str] = field(default_factory=list)  # commands an operator can run now
     steps: list[NextStep] = field(default_factory=list)  # the same, as data
+    error: BaseException | None = None  # what failed the run (the CLI adds hints for some)
 
 
 def load(settings: Settings) -> Spec:
@@ -111,8 +112,11 @@ def spec_identity(settings: Settings, spec: Spec) -> dict[str, Any]:
 
 def deploy(settings: Settings, *, services: Services | None = None,
            clock: Clock | None = None, spec: Spec | None = None,
-           render_next: RenderNext = plain_next) -> Outcome:
-    """Run a deployment from the spec's initial state to a final state."""
+           render_next: RenderNext = plain_next, run_id: str | None = None) -> Outcome:
+    """Run a deployment from the spec's initial state to a final state.
+
+    `run_id`: the id to run under, when the caller logged about the run before it started
+    (abfsm demo); a new one otherwise."""
     spec = spec or prepare(settings)  # validated in full before any AWS call
     check_flags(settings, spec)
     clock = clock or SystemClock()
@@ -120,7 +124,8 @@ def deploy(settings: Settings, *, services: Services | None = None,
         services = services_for(settings)
         services.preflight()  # profile and region resolved before any state runs
     lock = make_lock(settings, services, clock)
-    record = new_record(settings.environment, spec.version, spec.initial, settings.to_dict(), clock)
+    record = new_record(settings.environment, spec.version, spec.initial, settings.to_dict(), clock,
+                        run_id)
     record.spec = spec_identity(settings, spec)
     run = Run(settings=settings, plan=Plan(), aws=services, clock=clock, lock=lock,
               record=record, spec=spec)
@@ -176,7 +181,8 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
     # Decisions are kept; observations are re-read (the ASG may have replaced instances).
     plan.instance_ids = []
     # Keep how this invocation logs and connects; everything else comes from the record.
-    for key in ("log_format", "verbose", "region", "endpoint_url", "profile"):
+    for key in ("log_format", "verbose", "region", "endpoint_url", "profile",
+                "notify", "notify_on", "notify_create"):
         setattr(saved_settings, key, getattr(settings, key))
     if explicit_spec:
         saved_settings.spec = settings.spec
@@ -244,7 +250,13 @@ def resumable_states(spec: Spec, plan: Plan) -> list[str]:
 
 
 def _action(actions: Mapping[str, Any], spec: Spec, state: str) -> Any:
-    return actions[spec.states[state].action]  # type: ignore[index]
+    """The callable a state runs: from `actions`, else (a third-party action a test's
+    mapping does not list) from the registry."""
+    name: str = spec.states[state].action  # type: ignore[assignment]
+    try:
+        return actions[name]
+    except KeyError:
+        return ACTIONS[name]
 
 
 def drive(run: Run, initial: str, actions: Mapping[str, Any] = ACTIONS, *,
@@ -454,7 +466,7 @@ class _Driver:
             changed=sorted(_changed_resources(run, self.actions)),
         )
         return Outcome(exit_code, status, message, record, list(self.path), lock_state,
-                       next_lines, steps)
+                       next_lines, steps, error)
 
 
 def _failure_trigger(run: Run, exc: AbfsmError, triggers: set[str]) -> str:

@@ -137,6 +137,10 @@ def load_spec(path: str | Path | None, actions: Mapping[str, ActionInfo]) -> Spe
         text = spec_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(shown, "-", f"cannot read the file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise SpecError(shown, f"line {line}", f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+                        "is it a YAML file?") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:

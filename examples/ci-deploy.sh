@@ -5,6 +5,7 @@
 #
 # Exit codes (see README): 0 deployed · 1 a state failed (lock kept, resumable) ·
 # 2 bad flags/spec (nothing touched) · 3 refused (locked, both ASGs populated...) ·
+# 4 paused at an approval (lock kept; abfsm approve, then abfsm resume) ·
 # 130 interrupted (resumable). Set LOCK_BUCKET to share the lock across CI runners.
 set -uo pipefail
 ENVIRONMENT="${1:?usage: ci-deploy.sh ENV [flags...]}"; shift
@@ -30,6 +31,7 @@ case $code in
   1)   echo "::error::deployment failed; the old ASG still serves and the lock is kept. Fix, then resume (see next steps above)";;
   2)   echo "::error::bad flags or states.yaml; nothing was touched";;
   3)   echo "::warning::refused (environment locked or both ASGs populated); nothing was changed";;
+  4)   echo "::notice::paused at an approval; a later job runs abfsm approve (or reject), then abfsm resume";;
   130) echo "::warning::interrupted; resumable with abfsm resume";;
 esac
 exit $code

@@ -1,4 +1,5 @@
-"""Start the demo AWS emulator (moto on 127.0.0.1) for the example scripts.
+"""Start the demo AWS emulator (abfsm.emulator: moto with abfsm's AWS-fidelity corrections,
+on 127.0.0.1) for the example scripts. Its world is moto's instant one, as `abfsm demo --fast`.
 
     python examples/emulator.py ENDPOINT_FILE [ENV ...]
 

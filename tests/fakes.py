@@ -55,3 +55,53 @@ class FakeClock:
     def check_stop(self) -> None:
         if self.stop_reason:
             raise Interrupted(f"stopped by {self.stop_reason}")
+
+
+class FakeTicker:
+    """Stands in for abfsm.log.Ticker: `advance(s)` moves its clock and fires each live tick.
+
+    Records how many tickers were started and whether the latest one was stopped, so a test
+    can tell a redraw from a ticker that should not be running at all.
+    """
+
+    interval = 1.0
+
+    def __init__(self) -> None:
+        self._now = 500.0
+        self._ticks: list[tuple[Callable[[], None], list[bool]]] = []
+
+    @property
+    def started(self) -> int:
+        return len(self._ticks)
+
+    @property
+    def running(self) -> bool:
+        return any(not stopped[0] for _, stopped in self._ticks)
+
+    def now(self) -> float:
+        return self._now
+
+    def start(self, tick: Callable[[], None]) -> Callable[[], None]:
+        stopped = [False]
+        self._ticks.append((tick, stopped))
+
+        def stop() -> None:
+            stopped[0] = True
+
+        return stop
+
+    def advance(self, seconds: float) -> None:
+        """One tick per `interval` for every ticker not stopped."""
+        steps = int(seconds / self.interval)
+        for _ in range(steps):
+            self._now += self.interval
+            for tick, stopped in list(self._ticks):
+                if not stopped[0]:
+                    tick()
+
+    def fire_late(self, *which: int) -> None:
+        """Ticks once, stopped ones too (a thread already past its wait): all, or those started
+        `which`-th (0 = the first)."""
+        for n, (tick, _) in enumerate(list(self._ticks)):
+            if not which or n in which:
+                tick()

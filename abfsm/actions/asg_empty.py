@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from abfsm.actions import lifecycle
 from abfsm.actions.base import Run
 from abfsm.actions.health import drain_progress, lb_members
 from abfsm.actions.waiting import Progress, wait_until
+from abfsm.aws.autoscaling import describe_update, update_params
 
 
 def zero_asg(run: Run, asg: str) -> None:
-    run.aws.autoscaling.update_capacity(asg, desired=0, min_size=0)
+    params = zero_params(asg)
+    run.aws.autoscaling.update_capacity(asg, desired=params["DesiredCapacity"],
+                                        min_size=params["MinSize"])
+
+
+def zero_params(asg: str) -> dict[str, Any]:
+    """The UpdateAutoScalingGroup parameters that zero an ASG (MinSize too)."""
+    return update_params(asg, desired=0, min_size=0)
+
+
+def planned_zero(asg: str | None) -> list[str]:
+    return [describe_update(zero_params(asg))] if asg else []
 
 
 def wait_empty(run: Run, asg: str, old_ids: Sequence[str] = (), *,

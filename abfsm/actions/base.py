@@ -111,6 +111,9 @@ class Action:
     doc: str = ""
     requires: tuple[str, ...] = ()  # Plan fields that must be decided to (re-)enter the state
     before_plan: bool = False  # only runs before inspect decided: never re-entered after
+    # Dry run: (the outcome the action would return, the mutating calls it would make, as
+    # plan lines), from the Run alone and without AWS; it may advance run.plan (steps).
+    planner: Callable[[Run], tuple[str, list[str]]] | None = None
 
     def __call__(self, run: Run) -> str:
         trigger = self.fn(run)
@@ -139,11 +142,19 @@ class Action:
 
 def action(outcomes: set[str] | frozenset[str] | Sequence[str], *,
            params: Mapping[str, Param] | None = None, requires: Sequence[str] = (),
-           before_plan: bool = False, calls: CallsDecl = (),
-           doc: str = "") -> Callable[[Callable[[Run], str]], Action]:
-    """Declare a function of the Run as an action (the public API for third-party actions)."""
+           before_plan: bool = False, calls: CallsDecl = (), doc: str = "",
+           planner: Callable[[Run], tuple[str, list[str]]] | None = None,
+           ) -> Callable[[Callable[[Run], str]], Action]:
+    """Declare a function of the Run as an action (the public API for third-party actions).
+
+    `outcomes`: the triggers it may return (the spec must route each one). `params`: what a
+    state's `params:` may give it (`run.params`). `calls`: every AWS call it can make, or a
+    function of (settings, params) returning them. `doc`: one line for the README.
+    `planner`: how the dry-run plan walks through it (default: its declared mutating calls,
+    and its one outcome or the first that does not end in a failure).
+    """
     def wrap(fn: Callable[[Run], str]) -> Action:
         text = doc or (fn.__doc__ or "").strip().split("\n", 1)[0]
         return Action(fn.__name__, fn, frozenset(outcomes), dict(params or {}), calls, text,
-                      tuple(requires), before_plan)
+                      tuple(requires), before_plan, planner)
     return wrap

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from abfsm.actions import processes
-from abfsm.actions.asg_empty import wait_empty, zero_asg
+from abfsm.actions.asg_empty import planned_zero, wait_empty, zero_asg
 from abfsm.actions.base import AwsCall, Run, action, describe_asg, update_asg
 from abfsm.actions.health import lb_health_calls, short_lb
 from abfsm.context import Settings
@@ -27,12 +27,23 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
     return calls
 
 
-@action({"drained"}, requires=("mode",), calls=_calls,
+def _old(run: Run) -> str | None:
+    plan = run.plan
+    return plan.active if plan.active and plan.active != plan.target else None
+
+
+def _planned(run: Run) -> tuple[str, list[str]]:
+    old = _old(run)
+    resume = processes.planned_calls(run.plan, old) if old else []
+    return "drained", resume + planned_zero(old) + processes.planned_suspends(run.plan)
+
+
+@action({"drained"}, requires=("mode",), calls=_calls, planner=_planned,
         doc="set the old ASG's MinSize and DesiredCapacity to 0 (with --wait-for-scale-down, "
             "wait until it is empty and deregistered)")
 def drain(run: Run) -> str:
     plan = run.plan
-    old = plan.active if plan.active and plan.active != plan.target else None
+    old = _old(run)
     if old is None:
         run.log.info("drain.nothing", reason="no old ASG to drain")
         processes.resuspend_all(run)

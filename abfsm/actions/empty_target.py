@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from abfsm.actions import processes
-from abfsm.actions.asg_empty import wait_empty, zero_asg
+from abfsm.actions.asg_empty import planned_zero, wait_empty, zero_asg
 from abfsm.actions.base import AwsCall, Run, action, describe_asg, update_asg
 from abfsm.context import Settings
 
@@ -22,7 +22,13 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
     return calls
 
 
-@action({"emptied"}, requires=("empty_first",), calls=_calls,
+def _planned(run: Run) -> tuple[str, list[str]]:
+    asg = run.plan.empty_first
+    resume = processes.planned_calls(run.plan, asg, only=("Terminate",)) if asg else []
+    return "emptied", resume + planned_zero(asg)
+
+
+@action({"emptied"}, requires=("empty_first",), calls=_calls, planner=_planned,
         doc="zero the ASG that must be empty before it is filled (--clean-up, --single-asg) "
             "and wait until it is")
 def empty_target(run: Run) -> str:

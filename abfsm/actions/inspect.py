@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from abfsm.actions import processes, ship, version
+from abfsm.actions import alarms, processes, version
 from abfsm.actions.base import AwsCall, Run, action, describe_asg
 from abfsm.actions.health import lb_health_calls, lb_members, serving_counts, short_lb
+from abfsm.actions.planning import Walk, declared_action, walk
 from abfsm.aws.autoscaling import Group
 from abfsm.context import Plan, Settings
 from abfsm.errors import Refused, UsageError
@@ -31,7 +32,7 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
         calls.append(AwsCall("elbv2", "DescribeTargetGroupAttributes", resource="target-group"))
     if version.wanted(settings):
         calls.append(AwsCall("ec2", "DescribeLaunchTemplateVersions", resource="launch-template"))
-    return calls
+    return calls + alarms.alarm_calls(settings)  # the alarms exist and none fires
 
 
 @action({"deploy", "empty_first", "zero", "nothing_to_do", "dry_run"}, before_plan=True,
@@ -55,6 +56,10 @@ def inspect(run: Run) -> str:
     plan, trigger = decide(settings, groups, serving)
     check_processes(plan, groups, resume=settings.resume_processes)
     version.decide(run, plan, groups)  # what the target launches (reads only; may refuse)
+    if trigger in ("deploy", "empty_first"):
+        alarms.check_before_deploy(run)  # a missing or firing alarm refuses (exit 3)
+    if (plan.load_balancers or plan.target_groups) and not waits_for_load_balancers(run):
+        plan.lb_source = f"not waited for: no state of {run.spec.path} waits for them"
     for arn in plan.target_groups:
         plan.deregistration_delays[arn] = run.aws.elbv2.deregistration_delay(arn)
     run.plan = plan
@@ -67,9 +72,13 @@ def inspect(run: Run) -> str:
     if plan.raise_max_to:
         run.log.warning("inspect.raise_max", asg=plan.target, max_size=plan.target_max,
                         raise_to=plan.raise_max_to)
+    if plan.target and plan.target_min > 0:
+        run.log.warning("inspect.min_size", asg=plan.target, min_size=plan.target_min,
+                        first_step=plan.steps[0],
+                        restored_to=min(plan.target_min, plan.target_count))
     if settings.dry_run and trigger != "nothing_to_do":
-        run.log.info("plan", lines=plan_lines(settings, plan, trigger, groups),
-                     calls=planned_calls(settings, plan, trigger))
+        run.log.info("plan", lines=plan_lines(run, trigger, groups),
+                     calls=planned_calls(run, trigger))
         return "dry_run"
     return trigger
 
@@ -211,10 +220,14 @@ def _count(group: Group) -> str:
     return f"desired {group.desired}, {len(group.instances)} instance(s)"
 
 
-def plan_lines(settings: Settings, plan: Plan, trigger: str, groups: dict[str, Group]) -> list[str]:
+def plan_lines(run: Run, trigger: str, groups: dict[str, Group]) -> list[str]:
+    settings, plan = run.settings, run.plan
+    walked = walk(run, trigger)
     lines = [f"environment   {settings.environment} (mode {plan.mode})"]
     if plan.active:
-        lines.append(f"active ASG    {plan.active} ({_count(groups[plan.active])}) -> drained to 0")
+        fate = ("drained to 0" if _changes(run, walked.path, "asg:active")
+                else f"left as it is (no state of {run.spec.path} changes it)")
+        lines.append(f"active ASG    {plan.active} ({_count(groups[plan.active])}) -> {fate}")
     if plan.target:
         lines.append(f"target ASG    {plan.target} ({_count(groups[plan.target])}) -> "
                      f"{plan.target_count} instance(s)")
@@ -223,6 +236,9 @@ def plan_lines(settings: Settings, plan: Plan, trigger: str, groups: dict[str, G
         lines.append(f"empty first   {plan.empty_first} (zeroed and waited for before filling)")
     if plan.raise_max_to:
         lines.append(f"max size      {plan.target} MaxSize {plan.target_max} -> {plan.raise_max_to}")
+    if plan.target and plan.target_min > 0:
+        lines.append(f"min size      {plan.target} MinSize {plan.target_min}: set to each step's "
+                     f"capacity up to {min(plan.target_min, plan.target_count)} (restored)")
     if plan.target:
         lbs = plan.load_balancers + [short_lb(t) for t in plan.target_groups]
         shown = ", ".join(lbs) if lbs else "no load balancer"
@@ -232,29 +248,45 @@ def plan_lines(settings: Settings, plan: Plan, trigger: str, groups: dict[str, G
     for arn, delay in plan.deregistration_delays.items():
         lines.append(f"draining      {short_lb(arn)} deregistration delay {delay} s ({waits})")
     lines += version.plan_lines(plan) + processes.plan_lines(plan)
+    lines.append(f"path          {' -> '.join([run.state, *walked.path, walked.final])}")
     lines.append("would call:")
-    lines += [f"  {c}" for c in planned_calls(settings, plan, trigger)]
+    lines += [f"  {c}" for c in planned_calls(run, trigger, walked)]
     return lines
 
 
-def planned_calls(settings: Settings, plan: Plan, trigger: str) -> list[str]:
-    """The mutating calls a real run would make, in order."""
-    calls = []
-    lock = (f"s3 PutObject {settings.lock_bucket_name}/{settings.environment}.lock (If-None-Match: *)"
-            if settings.lock_bucket_name else f"local lock file {settings.state_dir}/{settings.environment}.lock")
-    calls.append(lock)
-    if plan.empty_first:
-        calls += processes.planned_calls(plan, plan.empty_first, only=("Terminate",))
-        calls.append(f"autoscaling UpdateAutoScalingGroup {plan.empty_first} MinSize=0 DesiredCapacity=0")
-    if trigger in ("deploy", "empty_first"):
-        calls += ship.plan_calls(plan)
-        for i, desired in enumerate(plan.steps):
-            extra = f" MaxSize={plan.raise_max_to}" if plan.raise_max_to and i == 0 else ""
-            calls.append(f"autoscaling UpdateAutoScalingGroup {plan.target} DesiredCapacity={desired}{extra}")
-    if plan.active and plan.active != plan.target:
-        calls += processes.planned_calls(plan, plan.active)
-        calls.append(f"autoscaling UpdateAutoScalingGroup {plan.active} MinSize=0 DesiredCapacity=0")
-    calls += processes.planned_suspends(plan)
-    s3 = " (s3 PutObject run record, DeleteObject lock)" if settings.lock_bucket_name else ""
-    calls.append("release the lock" + s3)
-    return calls
+def planned_calls(run: Run, trigger: str, walked: Walk | None = None) -> list[str]:
+    """The mutating calls a real run would make, in order: the lock, then each state's on the
+    spec's path from inspect's decision, then what the final state does with the lock."""
+    settings = run.settings
+    walked = walked or walk(run, trigger)
+    if settings.lock_bucket_name:
+        lock = f"s3 PutObject {settings.lock_bucket_name}/{settings.environment}.lock (If-None-Match: *)"
+    else:
+        lock = f"local lock file {settings.state_dir}/{settings.environment}.lock"
+    final = run.spec.states[walked.final]
+    if final.keeps_lock:
+        end = f"keep the lock ({walked.final} keeps it)"
+    else:
+        end = "release the lock" + (" (s3 PutObject run record, DeleteObject lock)"
+                                    if settings.lock_bucket_name else "")
+    return [lock, *walked.calls, end]
+
+
+def _changes(run: Run, states: list[str], resource: str) -> bool:
+    """Whether any of `states` declares a mutating call on `resource` (e.g. asg:active)."""
+    for state in states:
+        calls = declared_action(run, state).aws_calls(run.settings, run.spec.states[state].params)
+        if any(c.mutating and c.resource == resource for c in calls):
+            return True
+    return False
+
+
+def waits_for_load_balancers(run: Run) -> bool:
+    """Whether a later state of the spec reads load balancer health (wait-elb does)."""
+    for name, st in run.spec.states.items():
+        if st.final or name == run.state:
+            continue
+        calls = declared_action(run, name).aws_calls(run.settings, st.params)
+        if any(not c.mutating and c.resource in ("elb", "target-group") for c in calls):
+            return True
+    return False

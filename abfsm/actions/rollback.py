@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from abfsm.actions import processes, version
-from abfsm.actions.asg_empty import zero_asg
+from abfsm.actions.asg_empty import planned_zero, zero_asg
 from abfsm.actions.base import AwsCall, Run, action, describe_asg, update_asg
 from abfsm.context import Settings
 
@@ -25,7 +25,12 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
     return calls
 
 
-@action({"rolled_back"}, requires=("target",), calls=_calls,
+def _planned(run: Run) -> tuple[str, list[str]]:
+    return "rolled_back", (planned_zero(run.plan.target) + version.planned_restore(run.plan)
+                           + processes.planned_suspends(run.plan))
+
+
+@action({"rolled_back"}, requires=("target",), calls=_calls, planner=_planned,
         doc="set the new ASG's MinSize and DesiredCapacity back to 0 and its launch template "
             "version back; the old one is untouched")
 def rollback(run: Run) -> str:

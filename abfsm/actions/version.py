@@ -20,7 +20,7 @@ The active ASG's version and the template's default version are never changed.
 from __future__ import annotations
 
 from abfsm.actions.base import Run
-from abfsm.aws.autoscaling import Group, TemplateRef
+from abfsm.aws.autoscaling import Group, TemplateRef, describe_update, launch_template_params
 from abfsm.context import Plan, Settings
 from abfsm.errors import AwsError, Refused
 
@@ -65,7 +65,7 @@ def decide(run: Run, plan: Plan, groups: dict[str, Group]) -> None:
     if settings.launch_template_version:
         asked.append(settings.launch_template_version)
     try:
-        found = run.aws.ec2.versions(ref.id, asked)
+        found = run.aws.launch_templates.versions(ref.id, asked)
     except AwsError as exc:
         if "NotFound" not in str(exc):
             raise
@@ -122,12 +122,12 @@ def ensure_version(run: Run) -> int:
     if plan.version is not None:
         return plan.version
     assert plan.template_id and plan.image_id and plan.source_version is not None
-    newer = run.aws.ec2.versions_after(plan.template_id, plan.latest_version or 0)
+    newer = run.aws.launch_templates.versions_after(plan.template_id, plan.latest_version or 0)
     mine = [v for v in newer if v.description == plan.version_description]
     if mine:
         made, reused = mine[0], True
     else:
-        made = run.aws.ec2.create_version(plan.template_id, source_version=plan.source_version,
+        made = run.aws.launch_templates.create_version(plan.template_id, source_version=plan.source_version,
                                           image_id=plan.image_id,
                                           description=plan.version_description or "")
         reused = False
@@ -170,6 +170,19 @@ def _set(run: Run, number: int, *, reason: str) -> None:
                  reason=reason)
 
 
+def planned_restore(plan: Plan) -> list[str]:
+    """What a rollback would call to restore the version (only if the run sets one)."""
+    if not plan.template_id or plan.version_from_number is None:
+        return []
+    return [_planned_set(plan, plan.version_from_number)]
+
+
+def _planned_set(plan: Plan, number: int | str) -> str:
+    """The set call as the plan shows it: the line the real call is logged as."""
+    return describe_update(launch_template_params(plan.target or "", plan.template_id or "",
+                                                  number, mixed=plan.mixed_policy))
+
+
 def plan_lines(plan: Plan) -> list[str]:
     if not plan.template_id:
         return []
@@ -192,7 +205,5 @@ def planned_calls(plan: Plan) -> list[str]:
                      f"SourceVersion={plan.source_version} ImageId={plan.image_id} "
                      "(unless this run already created it)")
     if plan.template_id:
-        number = plan.version if plan.version is not None else "<new>"
-        calls.append(f"autoscaling UpdateAutoScalingGroup {plan.target} "
-                     f"LaunchTemplate={plan.template_name}:{number}")
+        calls.append(_planned_set(plan, plan.version if plan.version is not None else "NEW"))
     return calls

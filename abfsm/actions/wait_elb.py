@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from abfsm.actions.alarms import alarm_calls
 from abfsm.actions.base import AwsCall, Run, action, describe_asg
 from abfsm.actions.health import lb_health_calls, lb_members, lb_progress
 from abfsm.context import Settings
@@ -21,10 +22,11 @@ from abfsm.actions.waiting import Progress, wait_until
 def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
     if settings.no_elb_check:
         return []
-    return [*lb_health_calls(settings), describe_asg("asg:target")]  # the ASG: only on resume
+    return [*lb_health_calls(settings), describe_asg("asg:target"),  # the ASG: only on resume
+            *alarm_calls(settings)]
 
 
-@action({"healthy"}, requires=("target",), calls=_calls,
+@action({"healthy"}, requires=("target",), calls=_calls, planner=lambda run: ("healthy", []),
         doc="poll until every new instance is InService in each classic ELB and healthy in "
             "each target group")
 def wait_elb(run: Run) -> str:
@@ -41,5 +43,5 @@ def wait_elb(run: Run) -> str:
     def check() -> Progress:
         return lb_progress(lb_members(run.aws, plan.load_balancers, plan.target_groups), ids)
 
-    wait_until(run, check)
+    wait_until(run, check, alarms=True)
     return "healthy"

@@ -13,12 +13,27 @@ for its replacement rather than passing with fewer than the count.
 from __future__ import annotations
 
 from abfsm.actions import lifecycle
+from abfsm.actions.alarms import alarm_calls
 from abfsm.actions.base import Run, action, describe_asg
 from abfsm.actions.waiting import Progress, wait_until
 
 
+def _planned(run: Run) -> tuple[str, list[str]]:
+    return _next(run), []
+
+
+def _next(run: Run) -> str:
+    plan = run.plan
+    if plan.step_index < len(plan.steps) - 1:
+        plan.step_index += 1
+        return "next_step"
+    return "instances_ready"
+
+
 @action({"next_step", "instances_ready"}, requires=("target", "steps"),
-        calls=[describe_asg("asg:target")],
+        calls=lambda settings, params: [describe_asg("asg:target"),
+                                        *alarm_calls(settings)],
+        planner=_planned,
         doc="poll until the step's instances are InService and Healthy in the target ASG; "
             "next_step while steps remain")
 def wait_instances(run: Run) -> str:
@@ -47,9 +62,6 @@ def wait_instances(run: Run) -> str:
                         summary=summary, not_ready=not_ready, what="InService+Healthy",
                         ids=ready)
 
-    progress = wait_until(run, check)
+    progress = wait_until(run, check, alarms=True)
     plan.instance_ids = progress.ids
-    if plan.step_index < len(plan.steps) - 1:
-        plan.step_index += 1
-        return "next_step"
-    return "instances_ready"
+    return _next(run)

@@ -1,4 +1,9 @@
-"""The one waiting loop: poll at once, then every --update-timeout, until done or timeout."""
+"""The one waiting loop: poll at once, then every --update-timeout, until done or timeout.
+
+`wait_until` waits for something to become true; `hold_for` watches that something stays
+true for a while (bake). With `alarms=True` each poll also reads the watched CloudWatch
+alarms (one DescribeAlarms for all of them) and an alarm in ALARM fails the state.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from abfsm.actions import alarms as alarm_gate
 from abfsm.actions.base import Run
-from abfsm.errors import WaitTimeout
+from abfsm.errors import StateFailed, WaitTimeout
+from abfsm.log import not_ready_text
 
 
 @dataclass(frozen=True)
@@ -21,24 +28,26 @@ class Progress:
     ids: list[str] = field(default_factory=list)  # the ready instance ids
 
 
-def wait_until(run: Run, check: Callable[[], Progress]) -> Progress:
+def wait_until(run: Run, check: Callable[[], Progress], *, alarms: bool = False,
+               timeout: float | None = None) -> Progress:
     """Poll `check` (first poll immediately) until it is done or the state's timeout passes.
 
     A 600 s timeout at a 30 s interval polls at 0, 30, ..., 600 s: 21 polls, then fails with a
     message naming the state, what it waited for and what it saw last.
     """
-    timeout = run.timeout()
+    timeout = run.timeout() if timeout is None else timeout
     interval = run.settings.update_timeout
+    watch = alarm_gate.watch_for(run) if alarms else alarm_gate.AlarmSet()
     start = run.clock.monotonic()
     poll = 0
     while True:
+        if watch:
+            alarm_gate.check_during_wait(run, watch)
         progress = check()
         poll += 1
         elapsed = run.clock.monotonic() - start
         remaining = max(0.0, timeout - elapsed)
-        run.log.info("wait.progress", state=run.state, poll=poll, ready=progress.ready,
-                     total=progress.total, what=progress.what, not_ready=progress.not_ready,
-                     elapsed_s=round(elapsed, 3), remaining_s=round(remaining, 3))
+        _logged(run, poll, progress, elapsed, remaining)
         if progress.done:
             return progress
         if remaining <= 0:
@@ -48,16 +57,40 @@ def wait_until(run: Run, check: Callable[[], Progress]) -> Progress:
         run.heartbeat()
 
 
+def hold_for(run: Run, seconds: float, check: Callable[[], Progress], *,
+             alarms: bool = True) -> Progress:
+    """Poll `check` at once and every --update-timeout for `seconds`; it must stay done.
+
+    The first poll whose progress is not done fails the state, naming what dropped out and
+    when. 300 s at a 30 s interval polls at 0, 30, ..., 300 s: 11 polls.
+    """
+    interval = run.settings.update_timeout
+    watch = alarm_gate.watch_for(run) if alarms else alarm_gate.AlarmSet()
+    start = run.clock.monotonic()
+    poll = 0
+    while True:
+        if watch:
+            alarm_gate.check_during_wait(run, watch)
+        progress = check()
+        poll += 1
+        elapsed = run.clock.monotonic() - start
+        remaining = max(0.0, seconds - elapsed)
+        _logged(run, poll, progress, elapsed, remaining)
+        if not progress.done:
+            raise StateFailed(f"{run.state}: {progress.summary} after {elapsed:.0f} s of "
+                              f"{seconds:g} s" + _not_ready_tail(progress.not_ready))
+        if remaining <= 0:
+            return progress
+        run.clock.sleep(min(interval, remaining))
+        run.heartbeat()
+
+
+def _logged(run: Run, poll: int, progress: Progress, elapsed: float, remaining: float) -> None:
+    run.log.info("wait.progress", state=run.state, poll=poll, ready=progress.ready,
+                 total=progress.total, what=progress.what, not_ready=progress.not_ready,
+                 elapsed_s=round(elapsed, 3), remaining_s=round(remaining, 3))
+
+
 def _not_ready_tail(not_ready: list[dict[str, Any]], limit: int = 8) -> str:
-    if not not_ready:
-        return ""
-    parts = []
-    for item in not_ready[:limit]:
-        text = f"{item['id']} {item['state']}"
-        if item.get("lb"):
-            text += f" in {item['lb']}"
-        if item.get("reason"):
-            text += f" ({item['reason']})"
-        parts.append(text)
-    more = f", +{len(not_ready) - limit} more" if len(not_ready) > limit else ""
-    return "; " + ", ".join(parts) + more
+    """`; qa-public: 4 OutOfService (Instance: i-1, i-2, i-3, i-4)`: grouped, not one per id."""
+    return "; " + not_ready_text(not_ready, limit) if not_ready else ""

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from abfsm.errors import AwsError, PreconditionFailed
+from abfsm.clock import blocking_call
+from abfsm.errors import AccessDenied, AwsError, Interrupted, PreconditionFailed
 
 
 # Error codes that mean "a conditional write lost" rather than "AWS failed". An `If-Match`
 # write to a key that is gone (a force-unlocked lock) is answered 404 NoSuchKey.
 _CONDITION_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409",
                     "NoSuchKey", "404"}
+# Error codes that mean "not allowed": raised as AccessDenied, naming the refused call.
+_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
+                 "AuthorizationError", "Forbidden", "403"}
 
 
 def _logger() -> Any:
@@ -32,6 +36,8 @@ def call(client: Any, service: str, action: str, *, mutating: bool = False,
     """Call `client.<action>(**params)`; log mutating calls; translate errors.
 
     `conditional=True` turns a lost precondition into PreconditionFailed (for the lock).
+    A stop request during the call (the signal handler raises KeyboardInterrupt inside it,
+    in a request or in botocore's retry sleep) becomes Interrupted, never an AwsError.
     """
     log = _logger()
     if mutating:
@@ -41,7 +47,12 @@ def call(client: Any, service: str, action: str, *, mutating: bool = False,
                    params={k: v for k, v in params.items() if k != "Body"})
     method = getattr(client, _snake(action))
     try:
-        return method(**params)  # type: ignore[no-any-return]
+        with blocking_call():
+            return method(**params)  # type: ignore[no-any-return]
+    except KeyboardInterrupt as exc:
+        raise Interrupted(str(exc) or "stopped by a signal") from None
+    except Interrupted:
+        raise
     except Exception as exc:
         code = error_code(exc)
         if code is None and not _is_botocore(exc):
@@ -49,6 +60,10 @@ def call(client: Any, service: str, action: str, *, mutating: bool = False,
         if conditional and code in _CONDITION_CODES:
             raise PreconditionFailed(code) from None
         message = _message(exc)
+        if code in _DENIED_CODES:
+            raise AccessDenied(f"{service} {action} failed: {code}: {message}", service=service,
+                               api=action, params={k: v for k, v in params.items()
+                                                   if k != "Body"}) from exc
         raise AwsError(f"{service} {action} failed: {code or type(exc).__name__}: {message}") from exc
 
 
@@ -57,12 +72,18 @@ def _is_botocore(exc: BaseException) -> bool:
 
 
 def _message(exc: BaseException) -> str:
+    """The whole message on one line (a ParamValidationError lists its problems on the lines
+    after "Parameter validation failed:")."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         msg = response.get("Error", {}).get("Message")
         if msg:
-            return str(msg)
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return _one_line(str(msg))
+    return _one_line(str(exc)) or type(exc).__name__
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _snake(action: str) -> str:

@@ -83,11 +83,7 @@ class AutoScaling:
     def update_capacity(self, name: str, *, desired: int, min_size: int | None = None,
                         max_size: int | None = None) -> None:
         """One UpdateAutoScalingGroup call: MinSize/MaxSize move with the desired capacity."""
-        params: dict[str, Any] = {"AutoScalingGroupName": name, "DesiredCapacity": desired}
-        if min_size is not None:
-            params["MinSize"] = min_size
-        if max_size is not None:
-            params["MaxSize"] = max_size
+        params = update_params(name, desired=desired, min_size=min_size, max_size=max_size)
         call(self._client, "autoscaling", "UpdateAutoScalingGroup", mutating=True,
              log_params=params, **params)
 
@@ -103,8 +99,8 @@ class AutoScaling:
         else:
             params["MixedInstancesPolicy"] = _with_version(mixed_policy, template_id, spec)
         call(self._client, "autoscaling", "UpdateAutoScalingGroup", mutating=True,
-             log_params={"AutoScalingGroupName": name, "LaunchTemplate": spec,
-                         **({"MixedInstancesPolicy": "updated"} if mixed_policy else {})},
+             log_params=launch_template_params(name, template_id, version,
+                                               mixed=mixed_policy is not None),
              **params)
 
     def resume_processes(self, name: str, processes: list[str]) -> None:
@@ -116,6 +112,13 @@ class AutoScaling:
         params: dict[str, Any] = {"AutoScalingGroupName": name, "ScalingProcesses": list(processes)}
         call(self._client, "autoscaling", "SuspendProcesses", mutating=True, log_params=params,
              **params)
+
+
+def launch_template_params(name: str, template_id: str, version: int | str, *,
+                           mixed: bool = False) -> dict[str, Any]:
+    """How `set_launch_template` is logged (and shown in the dry-run plan): one line each."""
+    where = "MixedInstancesPolicy" if mixed else "LaunchTemplate"
+    return {"AutoScalingGroupName": name, where: f"{template_id}:{version}"}
 
 
 def _shown_version(version: str) -> str:
@@ -151,6 +154,24 @@ def _template(g: dict[str, Any]) -> TemplateRef | None:
         return None
     return TemplateRef(lt.get("LaunchTemplateId", ""), lt.get("LaunchTemplateName", ""),
                        str(lt.get("Version") or ""))
+
+
+def update_params(name: str, *, desired: int, min_size: int | None = None,
+                  max_size: int | None = None) -> dict[str, Any]:
+    """The UpdateAutoScalingGroup parameters `update_capacity` sends (the dry-run plan shows
+    exactly these)."""
+    params: dict[str, Any] = {"AutoScalingGroupName": name, "DesiredCapacity": desired}
+    if min_size is not None:
+        params["MinSize"] = min_size
+    if max_size is not None:
+        params["MaxSize"] = max_size
+    return params
+
+
+def describe_update(params: dict[str, Any]) -> str:
+    """An UpdateAutoScalingGroup call as one plan line."""
+    rest = " ".join(f"{k}={v}" for k, v in params.items() if k != "AutoScalingGroupName")
+    return f"autoscaling UpdateAutoScalingGroup {params['AutoScalingGroupName']} {rest}"
 
 
 def _group(g: dict[str, Any]) -> Group:

@@ -34,6 +34,11 @@ class ClassicElb:
             for s in resp.get("InstanceStates", [])
         ]
 
+    def dns_name(self, name: str) -> str:
+        """The load balancer's DNS name (one DescribeLoadBalancers)."""
+        resp = call(self._client, "elb", "DescribeLoadBalancers", LoadBalancerNames=[name])
+        return str(resp["LoadBalancerDescriptions"][0]["DNSName"])
+
 
 class TargetGroups:
     def __init__(self, client: Any) -> None:
@@ -54,3 +59,12 @@ class TargetGroups:
             if attr.get("Key") == "deregistration_delay.timeout_seconds":
                 return int(attr.get("Value", 300))
         return 300
+
+    def dns_name(self, arn: str) -> str:
+        """The DNS name of the (first) load balancer forwarding to the target group."""
+        resp = call(self._client, "elbv2", "DescribeTargetGroups", TargetGroupArns=[arn])
+        lbs = resp["TargetGroups"][0].get("LoadBalancerArns") or []
+        if not lbs:
+            return ""
+        resp = call(self._client, "elbv2", "DescribeLoadBalancers", LoadBalancerArns=lbs[:1])
+        return str(resp["LoadBalancers"][0]["DNSName"])

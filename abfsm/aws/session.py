@@ -7,13 +7,21 @@ from functools import cached_property
 from typing import Any
 
 from abfsm.aws.autoscaling import AutoScaling
-from abfsm.aws.ec2 import LaunchTemplates
+from abfsm.aws.cloudwatch import CloudWatch
+from abfsm.aws.ec2 import Ec2
 from abfsm.aws.elb import ClassicElb, TargetGroups
+from abfsm.aws.events import EventBus
+from abfsm.aws.launch_templates import LaunchTemplates
+from abfsm.aws.logs import LogStreams
 from abfsm.aws.s3 import S3Objects
+from abfsm.aws.sns import Topics
 from abfsm.errors import UsageError
 
 # Standard retry mode retries throttling (Throttling, RequestLimitExceeded, ...) with backoff.
 RETRIES = {"mode": "standard", "max_attempts": 8}
+# Notification sinks must never hold a deployment up: short timeouts, one retry.
+NOTIFY_SERVICES = {"sns", "events", "logs"}
+NOTIFY_RETRIES = {"mode": "standard", "total_max_attempts": 2}
 
 
 class Services:
@@ -42,12 +50,32 @@ class Services:
         return TargetGroups(self._make_client("elbv2"))
 
     @cached_property
-    def ec2(self) -> LaunchTemplates:
+    def cloudwatch(self) -> CloudWatch:
+        return CloudWatch(self._make_client("cloudwatch"))
+
+    @cached_property
+    def ec2(self) -> Ec2:
+        return Ec2(self._make_client("ec2"))
+
+    @cached_property
+    def launch_templates(self) -> LaunchTemplates:
         return LaunchTemplates(self._make_client("ec2"))
 
     @cached_property
     def s3(self) -> S3Objects:
         return S3Objects(self._make_client("s3"))
+
+    @cached_property
+    def sns(self) -> Topics:
+        return Topics(self._make_client("sns"))
+
+    @cached_property
+    def events(self) -> EventBus:
+        return EventBus(self._make_client("events"))
+
+    @cached_property
+    def logs(self) -> LogStreams:
+        return LogStreams(self._make_client("logs"))
 
 
 def connect(*, region: str | None = None, endpoint_url: str | None = None,
@@ -78,8 +106,10 @@ def connect(*, region: str | None = None, endpoint_url: str | None = None,
 
         boto_session, where = resolve()
         # A copy: botocore rewrites the dict it is given (max_attempts -> total_max_attempts).
-        config = Config(retries=dict(RETRIES),
-                        connect_timeout=10, read_timeout=60)
+        if service in NOTIFY_SERVICES:
+            config = Config(retries=dict(NOTIFY_RETRIES), connect_timeout=2, read_timeout=3)
+        else:
+            config = Config(retries=dict(RETRIES), connect_timeout=10, read_timeout=60)
         return boto_session.client(service, endpoint_url=endpoint_url, config=config,
                                    region_name=where)
 

@@ -11,6 +11,11 @@ section "The emulator's world model" says what each behaviour follows):
 - an instance is registered with its group's load balancers when it enters InService; a
   classic ELB reports it OutOfService until HealthyThreshold x Interval of its health check
   has passed, a target group `initial` until HealthyThresholdCount x HealthCheckInterval;
+- a group with a warm pool keeps MaxGroupPreparedCapacity (default MaxSize) - desired, at
+  least MinSize, instances prepared outside the group (`Warmed:Pending` for the boot time,
+  then `Warmed:Stopped`/`Running`/`Hibernated`, listed by DescribeWarmPool); a scale-out
+  takes prepared ones first, which enter the group `Pending` and boot in `warm_boot_s`, and
+  the pool is refilled;
 - an ASG scaled in keeps the instances it removes `Terminating` while they drain (the longest
   of its classic ELBs' connection-draining timeouts and its target groups'
   deregistration_delay.timeout_seconds; targets show `draining`, classic ELBs "deregistration
@@ -83,6 +88,8 @@ class _Tracked:
     wait_until: float = 0.0  # Pending:Wait / Terminating:Wait: when the hook's heartbeat times out
     hook: Any = None  # the lifecycle hook holding it
     drain_until: float = 0.0  # Terminating: when draining ends
+    boot_s: float | None = None  # Pending for this long (None: the world's boot_s)
+    pooled: bool = False  # in the group's warm pool, not (yet) in the group
 
     @property
     def id(self) -> str:
@@ -92,9 +99,11 @@ class _Tracked:
 class World:
     """The time model: which instances are where in their lifecycle, since when."""
 
-    def __init__(self, clock: WorldClock | None = None, *, boot_s: float = 40.0) -> None:
+    def __init__(self, clock: WorldClock | None = None, *, boot_s: float = 40.0,
+                 warm_boot_s: float = 10.0) -> None:
         self.clock = clock or WorldClock()
         self.boot_s = float(boot_s)
+        self.warm_boot_s = float(warm_boot_s)  # a prepared instance leaving the warm pool
         self.lock = threading.RLock()
         self._instances: dict[str, _Tracked] = {}
         self._elb_since: dict[tuple[str, str], float] = {}  # (elb name, id) -> registered at
@@ -147,8 +156,8 @@ class World:
 
     def _deadline(self, t: _Tracked) -> float | None:
         lifecycle = t.state.lifecycle_state
-        if lifecycle == "Pending":
-            return t.since + self.boot_s
+        if lifecycle in ("Pending", "Warmed:Pending"):
+            return t.since + (self.boot_s if t.boot_s is None else t.boot_s)
         if lifecycle in ("Pending:Wait", "Terminating:Wait"):
             return t.wait_until
         if lifecycle == "Terminating":
@@ -157,7 +166,13 @@ class World:
 
     def _expire(self, t: _Tracked) -> None:
         lifecycle = t.state.lifecycle_state
-        if lifecycle == "Pending":
+        if lifecycle == "Warmed:Pending":
+            pool = getattr(t.group, "warm_pool", None)
+            state = pool.pool_state if pool is not None else "Stopped"
+            t.state.lifecycle_state, t.since = f"Warmed:{state}", self.now()
+            if state != "Running":
+                t.group.autoscaling_backend.ec2_backend.stop_instances([t.id])
+        elif lifecycle == "Pending":
             hook = _hook(t.group, LAUNCHING)
             if hook is None:
                 self._in_service(t)
@@ -180,6 +195,47 @@ class World:
         """A new instance of `group`: Pending from now (the event time within a tick)."""
         state.lifecycle_state = "Pending"
         self._instances[state.instance.id] = _Tracked(state, group, self.now())
+
+    # -- warm pools ------------------------------------------------------------------------
+
+    def pool(self, group: Any) -> list[_Tracked]:
+        """The group's warm pool, oldest first."""
+        return [t for t in self._instances.values() if t.pooled and t.group is group]
+
+    def take_from_pool(self, group: Any, count: int) -> int:
+        """Up to `count` prepared instances (ready ones first) into the group, Pending."""
+        ready = sorted(self.pool(group), key=lambda t: (t.state.lifecycle_state == "Warmed:Pending",
+                                                        t.since))
+        taken = ready[:count]
+        for t in taken:
+            was = t.state.lifecycle_state
+            t.pooled, t.state.lifecycle_state, t.since = False, "Pending", self.now()
+            # still booting in the pool: finish that boot; prepared: the quicker warm start
+            t.boot_s = self.boot_s if was == "Warmed:Pending" else self.warm_boot_s
+            if t.state.instance.state != "running":
+                group.autoscaling_backend.ec2_backend.start_instances([t.id])
+            group.instance_states.append(t.state)
+        return len(taken)
+
+    def fill_pool(self, group: Any, launch: Callable[[int], list[Any]]) -> None:
+        """Launch (with moto's `launch(n)` -> new InstanceStates) up to the pool's size."""
+        pool = getattr(group, "warm_pool", None)  # not yet set while moto creates the group
+        if pool is None:
+            return
+        cap = pool.max_group_prepared_capacity
+        prepared = int(cap) if cap not in (None, -1) else int(group.max_size)
+        want = max(int(pool.min_size or 0), prepared - int(group.desired_capacity or 0))
+        missing = want - len(self.pool(group))
+        for state in launch(missing) if missing > 0 else []:
+            state.lifecycle_state = "Warmed:Pending"
+            self._instances[state.instance.id] = _Tracked(state, group, self.now(), pooled=True)
+
+    def pool_instances(self, group: Any) -> list[dict[str, Any]]:
+        """DescribeWarmPool's Instances."""
+        return [{"InstanceId": t.id, "InstanceType": t.state.instance_type,
+                 "AvailabilityZone": t.state.availability_zone,
+                 "LifecycleState": t.state.lifecycle_state, "HealthStatus": "Healthy",
+                 "ProtectedFromScaleIn": False} for t in self.pool(group)]
 
     def _wait(self, t: _Tracked, lifecycle: str, hook: Any) -> None:
         t.state.lifecycle_state, t.since, t.hook = lifecycle, self.now(), hook
@@ -303,8 +359,9 @@ class World:
         with self.lock:
             return {"now": round(self.clock.now(), 3), "scale": self.clock.scale,
                     "per_call": self.clock.per_call, "boot_s": self.boot_s,
+                    "warm_boot_s": self.warm_boot_s,
                     "instances": {t.id: {"group": t.group.name, "state": t.state.lifecycle_state,
-                                         "since": round(t.since, 3)}
+                                         "since": round(t.since, 3), "warm_pool": t.pooled}
                                   for t in self._instances.values()}}
 
 
@@ -379,6 +436,7 @@ def install() -> None:
     _classic_health_over_time()
     _target_health_over_time()
     _lifecycle_actions()
+    _warm_pools()
 
 
 def _wrap(cls: type, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
@@ -420,13 +478,24 @@ def _launch_pending() -> None:
     from moto.autoscaling.models import FakeAutoScalingGroup
 
     def make(original: Callable[..., Any]) -> Callable[..., Any]:
-        def replace(self: Any, *args: Any, **kwargs: Any) -> None:
-            before = len(self.instance_states)
-            original(self, *args, **kwargs)
+        def replace(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
             world = _current
-            if world is not None:
-                for state in self.instance_states[before:]:
-                    world.adopt(state, self)
+            if world is None:
+                original(self, count_needed, propagated_tags)
+                return
+
+            def launch(count: int) -> list[Any]:
+                before = len(self.instance_states)
+                original(self, count, dict(propagated_tags))
+                new: list[Any] = self.instance_states[before:]
+                del self.instance_states[before:]
+                return new
+
+            count_needed -= world.take_from_pool(self, count_needed)
+            for state in launch(count_needed) if count_needed > 0 else []:
+                self.instance_states.append(state)
+                world.adopt(state, self)
+            world.fill_pool(self, launch)
         return replace
 
     _wrap(FakeAutoScalingGroup, "replace_autoscaling_group_instances", make)
@@ -570,3 +639,33 @@ def _lifecycle_actions() -> None:
     AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action  # type: ignore[attr-defined]
     AutoScalingResponse.record_lifecycle_action_heartbeat = (  # type: ignore[attr-defined]
         record_lifecycle_action_heartbeat)
+
+
+def _warm_pools() -> None:
+    """PutWarmPool fills the pool; DescribeWarmPool lists its instances (moto lists none)."""
+    from moto.autoscaling.models import AutoScalingBackend
+    from moto.autoscaling.responses import AutoScalingResponse
+
+    def make_put(original: Callable[..., Any]) -> Callable[..., Any]:
+        def put_warm_pool(self: Any, group_name: str, **kwargs: Any) -> None:
+            original(self, group_name=group_name, **kwargs)
+            world = _current
+            group = self.autoscaling_groups.get(group_name)
+            if world is not None and group is not None:
+                with world.lock:
+                    group.replace_autoscaling_group_instances(0, group.get_propagated_tags())
+        return put_warm_pool
+
+    def make_describe(original: Callable[..., Any]) -> Callable[..., Any]:
+        def describe_warm_pool(self: Any) -> Any:
+            result = original(self)
+            world = _current
+            group = self.autoscaling_backend.autoscaling_groups.get(
+                self._get_param("AutoScalingGroupName"))
+            if world is not None and group is not None:
+                result.result["Instances"] = world.pool_instances(group)
+            return result
+        return describe_warm_pool
+
+    _wrap(AutoScalingBackend, "put_warm_pool", make_put)
+    _wrap(AutoScalingResponse, "describe_warm_pool", make_describe)

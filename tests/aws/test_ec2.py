@@ -1,4 +1,4 @@
-"""The launch template adapter (abfsm/aws/ec2.py) and the group's template fields, against moto."""
+"""The launch template adapter (abfsm/aws/launch_templates.py) and the group's template fields, against moto."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def template(aws: Any, versions: int = 1) -> str:
 def test_versions_resolves_latest_default_and_numbers_in_one_call(services, aws, api_calls):
     """$Latest -> 3, $Default -> 1, "2" -> 2, answered by one DescribeLaunchTemplateVersions."""
     lt = template(aws, versions=3)
-    api_calls.watch(services.ec2._client)
-    found = services.ec2.versions(lt, ["$Latest", "$Default", "2"])
+    api_calls.watch(services.launch_templates._client)
+    found = services.launch_templates.versions(lt, ["$Latest", "$Default", "2"])
     assert {k: v.number for k, v in found.items()} == {"$Latest": 3, "$Default": 1, "2": 2}
     assert found["$Default"].default and not found["$Latest"].default
     assert found["2"].template_name == "qa-lt"
@@ -35,18 +35,18 @@ def test_create_version_copies_the_source_with_the_new_image(services, aws):
     """CreateLaunchTemplateVersion from v1 with ImageId: v2 has the new image and the
     description; the default version stays 1."""
     lt = template(aws)
-    made = services.ec2.create_version(lt, source_version=1, image_id=NEW_AMI,
+    made = services.launch_templates.create_version(lt, source_version=1, image_id=NEW_AMI,
                                        description="abfsm qa run r1: ImageId x")
     assert (made.number, made.image_id, made.description) == (2, NEW_AMI,
                                                               "abfsm qa run r1: ImageId x")
-    assert services.ec2.versions(lt, ["$Default"])["$Default"].number == 1
+    assert services.launch_templates.versions(lt, ["$Default"])["$Default"].number == 1
 
 
 def test_create_version_keeps_the_source_versions_other_data(services, aws):
     """The new version is the source with another ImageId: its InstanceType is kept (AWS's
     SourceVersion semantics; moto corrected, see abfsm/emulator/fixes.py)."""
     lt = template(aws)
-    services.ec2.create_version(lt, source_version=1, image_id=NEW_AMI, description="d")
+    services.launch_templates.create_version(lt, source_version=1, image_id=NEW_AMI, description="d")
     [v2] = aws("ec2").describe_launch_template_versions(LaunchTemplateId=lt,
                                                         Versions=["2"])["LaunchTemplateVersions"]
     assert v2["LaunchTemplateData"] == {"ImageId": NEW_AMI, "InstanceType": "t3.micro"}
@@ -60,7 +60,7 @@ def test_plain_moto_drops_the_source_versions_data(services, aws):
 
     lt = template(aws)
     with unpatched((LaunchTemplates, "create_launch_template_version")):
-        services.ec2.create_version(lt, source_version=1, image_id=NEW_AMI, description="d")
+        services.launch_templates.create_version(lt, source_version=1, image_id=NEW_AMI, description="d")
     [v2] = aws("ec2").describe_launch_template_versions(LaunchTemplateId=lt,
                                                         Versions=["2"])["LaunchTemplateVersions"]
     assert "InstanceType" not in v2["LaunchTemplateData"]
@@ -69,8 +69,8 @@ def test_plain_moto_drops_the_source_versions_data(services, aws):
 def test_versions_after_lists_only_newer_versions(services, aws):
     """versions_after(lt, 1) answers v2 and v3 (where a run's own new version is looked for)."""
     lt = template(aws, versions=3)
-    assert [v.number for v in services.ec2.versions_after(lt, 1)] == [2, 3]
-    assert services.ec2.versions_after(lt, 3) == []
+    assert [v.number for v in services.launch_templates.versions_after(lt, 1)] == [2, 3]
+    assert services.launch_templates.versions_after(lt, 3) == []
 
 
 def test_group_reads_launch_template_and_launch_configuration(services, aws):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from abfsm.errors import LockHeld, LockLost, Refused
+from abfsm.errors import AwsError, LockHeld, LockLost, Refused, ReleaseFailed
 from abfsm.lock import Lock, S3Store
 from abfsm.record import RunRecord, new_record
 from tests.fakes import FakeClock
@@ -242,3 +243,197 @@ def test_read_only_lock_reports_a_held_lock(new_lock, services, s3, clock, api_c
     with pytest.raises(LockHeld, match="held: run run-1"):
         new_lock(read_only=True).acquire(record(clock, "run-2"))
     assert api_calls.count("PutObject") == api_calls.count("DeleteObject") == 0
+
+
+# --- a write whose answer was lost (the write landed; botocore's retry gets 412) ---------------
+
+class LoseAnswer:
+    """The first `count` successful PutObject answers with `header` are 'lost': botocore is told
+    to retry (as it does after a 500 or a reset after the write), so the retry, a repeat of a
+    write that already landed, loses its condition (412)."""
+
+    def __init__(self, client: Any, header: str, count: int = 1) -> None:
+        self.header, self.count = header, count
+        self.lost = 0
+        self.sent: list[bytes] = []
+        client.meta.events.register_first("before-send.s3.PutObject", self._seen)
+        client.meta.events.register_first("needs-retry.s3.PutObject", self._retry)
+
+    def _seen(self, request: Any, **_: Any) -> None:
+        self._pending = self.header in request.headers
+
+    def _retry(self, response: Any, attempts: int, **_: Any) -> float | None:
+        if self._pending and self.lost < self.count and response is not None \
+                and response[0].status_code == 200:
+            self.lost += 1
+            return 0.0  # "retry now": the first answer never reached the caller
+        return None
+
+
+def test_acquire_whose_answer_was_lost_is_recognised_as_our_own(new_lock, services, s3, clock):
+    """If-None-Match create lands, answer lost, retry gets 412: acquire holds the lock anyway."""
+    lost = LoseAnswer(services.s3._client, "If-None-Match")
+    lock, rec = new_lock(), record(clock, "run-1")
+    lock.acquire(rec)
+    body, etag = stored(s3)
+    assert lost.lost == 1
+    assert lock.held and lock.taken and lock.etag == etag
+    assert RunRecord.from_json(body) == rec
+    rec.state = "inspect"
+    lock.save(rec)  # the ETag it carries on with is the real one
+    assert RunRecord.from_json(stored(s3)[0]).state == "inspect"  # type: ignore[union-attr]
+
+
+def test_heartbeat_whose_answer_was_lost_is_recognised_as_our_own(new_lock, services, s3, clock):
+    """If-Match save lands, answer lost, retry gets 412: no LockLost, the new ETag is tracked."""
+    lock, rec = new_lock(), record(clock, "run-1")
+    lock.acquire(rec)
+    lost = LoseAnswer(services.s3._client, "If-Match")
+    rec.state = "wait-elb"
+    lock.save(rec)
+    body, etag = stored(s3)
+    assert lost.lost == 1 and lock.etag == etag
+    assert RunRecord.from_json(body) == rec and rec.write_seq == 2
+    rec.state = "drain"
+    lock.save(rec)
+    assert RunRecord.from_json(stored(s3)[0]).state == "drain"  # type: ignore[union-attr]
+
+
+def test_a_lost_answer_does_not_hide_a_real_replacement(new_lock, services, s3, clock):
+    """412 on a save while someone else's record is in the lock: LockLost, theirs untouched."""
+    lock, rec = new_lock(), record(clock, "run-1")
+    lock.acquire(rec)
+    other = record(clock, "run-1")  # same run id (another process resumed it), other body
+    other.write_seq = 7
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=other.to_json())
+    with pytest.raises(LockLost, match="removed or replaced while run run-1 held"):
+        lock.save(rec)
+    assert stored(s3)[0] == other.to_json() and not lock.held
+
+
+def test_acquire_412_over_another_run_is_still_lock_held(new_lock, s3, clock):
+    """An acquire that loses to another run's record is LockHeld naming that run."""
+    new_lock().acquire(record(clock, "run-other"))
+    with pytest.raises(LockHeld, match="held: run run-other"):
+        new_lock().acquire(record(clock, "run-1"))
+
+
+# --- release that cannot delete (e.g. DeleteObject denied) -------------------------------------
+
+class Denying:
+    """S3Objects whose chosen writes are denied (AccessDenied, as `call` reports it); counts them.
+
+    (A botocore before-send answer would not do: in-process moto still performs the request.)
+    """
+
+    def __init__(self, objects: Any, *, delete: bool = False, archive: bool = False) -> None:
+        self._objects, self._delete, self._archive = objects, delete, archive
+        self.denied: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._objects, name)
+
+    def delete(self, bucket: str, key: str, **kwargs: Any) -> None:
+        if self._delete:
+            self._deny("DeleteObject")
+        self._objects.delete(bucket, key, **kwargs)
+
+    def put(self, bucket: str, key: str, body: bytes, **kwargs: Any) -> str:
+        if self._archive and "/runs/" in key:
+            self._deny("PutObject")
+        return str(self._objects.put(bucket, key, body, **kwargs))
+
+    def _deny(self, action: str) -> None:
+        self.denied.append(action)
+        raise AwsError(f"s3 {action} failed: AccessDenied: Access Denied")
+
+
+def test_release_whose_delete_is_denied_rewrites_the_lock_with_the_final_status(
+        new_lock, services, s3, clock):
+    """DeleteObject denied: the record is archived, the lock rewritten as done, ReleaseFailed."""
+    denying = Denying(services.s3, delete=True)
+    lock, rec = Lock(S3Store(denying, BUCKET, "qa"), clock), record(clock, "run-1")
+    lock.acquire(rec)
+    rec.state = rec.status = "done"
+    with pytest.raises(ReleaseFailed) as err:
+        lock.release(rec)
+    assert str(err.value) == (
+        "run run-1 finished with status done (state done), but the lock "
+        "s3://abfsm-locks/qa.lock could not be released (s3 DeleteObject failed: AccessDenied: "
+        "Access Denied); the lock now records status done")
+    assert err.value.exit_code == 1
+    in_lock = RunRecord.from_json(stored(s3)[0])
+    assert in_lock is not None and (in_lock.status, in_lock.state) == ("done", "done")
+    archived = RunRecord.from_json(stored(s3, "qa/runs/run-1.json")[0])
+    assert archived is not None and archived.status == "done"
+    assert lock.held and lock.etag == stored(s3)[1]
+
+
+def test_release_whose_archive_is_denied_keeps_the_lock_with_the_final_status(
+        services, s3, clock, api_calls):
+    """The archive PutObject denied: no delete; the lock is rewritten as done; ReleaseFailed."""
+    denying = Denying(services.s3, archive=True)
+    lock, rec = Lock(S3Store(denying, BUCKET, "qa"), clock), record(clock, "run-1")
+    lock.acquire(rec)
+    api_calls.watch(services.s3._client)
+    rec.state = rec.status = "done"
+    with pytest.raises(ReleaseFailed, match=r"could not archive its final record \(s3 PutObject "
+                                            r"failed: AccessDenied: Access Denied\), so the lock "
+                                            r"was kept; the lock now records status done"):
+        lock.release(rec)
+    assert denying.denied == ["PutObject"] and api_calls.count("DeleteObject") == 0
+    in_lock = RunRecord.from_json(stored(s3)[0])
+    assert in_lock is not None and in_lock.status == "done"
+
+
+# --- unlock: wins over a live heartbeat, keeps history -----------------------------------------
+
+def test_unlock_force_wins_over_a_heartbeat_between_read_and_delete(new_lock, services, s3, clock):
+    """A live run's heartbeat lands between unlock's read and its delete: unlock re-reads and
+    retries; the lock is gone and the fenced run's next save raises LockLost."""
+    running, rec = new_lock(), record(clock, "run-1")
+    running.acquire(rec)
+    deletes: list[str] = []
+
+    def heartbeat_first(request: Any, **_: Any) -> None:
+        deletes.append(request.headers.get("If-Match"))
+        if len(deletes) == 1:
+            running.save(rec)
+
+    services.s3._client.meta.events.register_first("before-send.s3.DeleteObject",
+                                                   heartbeat_first)
+    removed = new_lock().remove(run_id=None, force=True)
+    assert len(deletes) == 2 and deletes[0] != deletes[1]
+    assert removed.record is not None and removed.record.write_seq == 2
+    assert not lock_exists(s3)
+    with pytest.raises(LockLost):
+        running.save(rec)
+    assert not lock_exists(s3)
+
+
+def test_unlock_archives_the_run_as_unlocked(new_lock, s3, clock):
+    """unlock --run-id stores qa/runs/<id>.json with status unlocked; history lists it."""
+    new_lock().acquire(record(clock, "run-1"))
+    new_lock().remove(run_id="run-1", force=False)
+    archived = RunRecord.from_json(stored(s3, "qa/runs/run-1.json")[0])
+    assert archived is not None and archived.status == "unlocked"
+    assert archived.unlocked is not None and archived.unlocked["force"] is False
+    assert archived.unlocked["status"] == "running"
+    assert [(h["run_id"], h["status"]) for h in new_lock().history()] == [("run-1", "unlocked")]
+
+
+# --- corrupt records ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes", [{"heartbeat": "soon"}, {"settings": "x"}, {"run_id": None}],
+                         ids=["heartbeat", "settings", "run_id"])
+def test_a_corrupt_lock_object_is_refused_like_a_foreign_one(new_lock, s3, clock, changes):
+    """kind abfsm.run with wrong types in S3: LockHeld 'unreadable', the object untouched."""
+    data = json.loads(record(clock, "run-1").to_json())
+    data.update(changes)
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=json.dumps(data).encode())
+    before = stored(s3)
+    holder = new_lock().holder()
+    assert holder is not None and holder.record is None and holder.problem
+    with pytest.raises(LockHeld, match="unreadable abfsm lock record"):
+        new_lock().acquire(record(clock, "run-2"))
+    assert stored(s3) == before

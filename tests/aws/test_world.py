@@ -63,11 +63,11 @@ def test_instances_launch_pending_and_are_in_service_after_boot(aws, world):
 
 
 def test_pending_instances_count_towards_the_desired_capacity(aws, world):
-    """Updating the group again while instances boot launches no extra ones."""
+    """Raising the desired capacity while instances boot launches only the difference."""
     build_env(aws, "qa", active=None)
     scale(aws, "qa-b", 2)
-    aws("autoscaling").update_auto_scaling_group(AutoScalingGroupName="qa-b", MaxSize=9)
-    assert len(lifecycle(aws, "qa-b")) == 2
+    scale(aws, "qa-b", 3)
+    assert list(lifecycle(aws, "qa-b").values()) == ["Pending"] * 3
 
 
 def test_classic_elb_in_service_only_after_healthy_threshold_times_interval(aws, world):
@@ -220,6 +220,40 @@ def test_completing_an_instance_that_is_not_waiting_is_a_validation_error(aws, w
     [iid] = instance_ids(aws, "qa-b")
     with pytest.raises(ClientError, match=f"No active Lifecycle Action found with instance ID {iid}"):
         complete(aws, iid, "CONTINUE")
+
+
+def warm_pool(aws: Any) -> dict[str, str]:
+    found = aws("autoscaling").describe_warm_pool(AutoScalingGroupName="qa-b")["Instances"]
+    return {i["InstanceId"]: i["LifecycleState"] for i in found}
+
+
+def test_warm_pool_prepares_instances_outside_the_group(aws, world):
+    """PutWarmPool: MaxGroupPreparedCapacity - desired instances boot (Warmed:Pending), then
+    wait stopped (Warmed:Stopped); none of them is in the group or its ELB."""
+    build_env(aws, "qa", active=None)
+    aws("autoscaling").put_warm_pool(AutoScalingGroupName="qa-b", MaxGroupPreparedCapacity=2)
+    pool = warm_pool(aws)
+    assert list(pool.values()) == ["Warmed:Pending"] * 2
+    world.advance(world.boot_s)
+    assert warm_pool(aws) == {i: "Warmed:Stopped" for i in pool}
+    reservations = aws("ec2").describe_instances(InstanceIds=list(pool))["Reservations"]
+    assert {i["State"]["Name"] for r in reservations for i in r["Instances"]} == {"stopped"}
+    assert (lifecycle(aws, "qa-b"), classic(aws)) == ({}, {})
+
+
+def test_scale_out_takes_prepared_instances_first(aws, world):
+    """A scale-out takes a prepared instance from the warm pool: Pending for the warm start
+    only, then InService; the pool keeps the rest."""
+    build_env(aws, "qa", active=None)
+    aws("autoscaling").put_warm_pool(AutoScalingGroupName="qa-b", MaxGroupPreparedCapacity=2)
+    world.advance(world.boot_s)
+    pool = warm_pool(aws)
+    scale(aws, "qa-b", 1)
+    [taken] = instance_ids(aws, "qa-b")
+    assert taken in pool and lifecycle(aws, "qa-b") == {taken: "Pending"}
+    assert warm_pool(aws) == {i: "Warmed:Stopped" for i in pool if i != taken}
+    world.advance(world.warm_boot_s)
+    assert lifecycle(aws, "qa-b") == {taken: "InService"}
 
 
 def test_without_the_world_moto_stays_instant(aws):

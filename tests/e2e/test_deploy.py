@@ -43,7 +43,7 @@ def test_standard_deployment_moves_traffic_to_the_empty_asg(cli, make, server, t
     assert result.transitions == [
         ("locked", "inspect", "acquired"), ("inspect", "scale", "deploy"),
         ("scale", "wait-instances", "scaled"), ("wait-instances", "wait-elb", "instances_ready"),
-        ("wait-elb", "drain", "healthy"), ("drain", "done", "drained")]
+        ("wait-elb", "bake", "healthy"), ("bake", "drain", "baked"), ("drain", "done", "drained")]
     assert not (tmp_path / "state" / "qa.lock").exists()
     runs = tmp_path / "state" / "qa" / "runs"
     archived = [json.loads(p.read_text()) for p in runs.glob("*.json")]
@@ -255,8 +255,9 @@ def test_elb_that_never_becomes_healthy_fails_and_the_old_asg_keeps_serving(
     assert len(stopped) == 4
     message = result.stderr
     assert "wait-elb: 0/4 InService in qa-public after 600 s" in message, message
+    assert "qa-public: 4 OutOfService (Instance: " in message, message  # one group, not 4 lines
     for iid in stopped:
-        assert f"{iid} OutOfService" in message
+        assert message.count(iid) == 1
     polls = [e for e in result.named("wait.progress") if e["state"] == "wait-elb"]
     assert len(polls) == 21  # 0, 30, ..., 600 s
     caps = capacities(make, ASGS)

@@ -51,7 +51,7 @@ def test_a_signal_in_wait_elb_exits_130_at_once_keeping_the_lock_then_resume_fin
 
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
     assert resumed.named("run.started")[0]["previous_status"] == "interrupted"
-    assert resumed.transitions[0] == ("wait-elb", "drain", "healthy")
+    assert resumed.transitions[0] == ("wait-elb", "bake", "healthy")
     caps = capacities(make, ["qa-a", "qa-b"])
     assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (0, 4)
     assert recs.lock() is None

@@ -34,8 +34,8 @@ def test_deploy_behind_one_alb_target_group(cli, make, server):
     caps = capacities(make, env["asgs"])
     assert (caps["qa-a"]["desired"], caps["qa-a"]["min"], caps["qa-b"]["instances"]) == (0, 0, 2)
     assert all(tg_states(make, tg)[i] == "healthy" for i in instance_ids(make, "qa-b"))
-    assert result.transitions[-2:] == [("wait-elb", "drain", "healthy"),
-                                       ("drain", "done", "drained")]
+    assert result.transitions[-3:] == [("wait-elb", "bake", "healthy"),
+                                       ("bake", "drain", "baked"), ("drain", "done", "drained")]
 
 
 def test_deploy_behind_an_nlb_target_group(cli, make, server):
@@ -103,8 +103,9 @@ def test_stopped_new_instances_fail_wait_elb_with_their_reason(deploy_broken, cl
     failed = result.named("state.failed")[0]
     assert failed["state"] == "wait-elb"
     assert failed["error"].startswith("wait-elb: 0/2 healthy in targetgroup/qa-tg0 after 60 s")
+    assert "targetgroup/qa-tg0: 2 unused (Target.InvalidState: " in failed["error"]
     for iid in instance_ids(make, "qa-b"):
-        assert f"{iid} unused in targetgroup/qa-tg0 (Target.InvalidState)" in failed["error"]
+        assert failed["error"].count(iid) == 1
     assert "Target.InvalidState" in result.stderr
     assert capacities(make, env["asgs"])["qa-a"]["desired"] == 2  # old ASG still serving
 

@@ -157,7 +157,7 @@ def test_resume_after_a_manual_fix_in_wait_elb(cli, make, server, tmp_path):
     resumed = cli("resume", "--environment", "qa", "--lock-bucket-name", BUCKET)
 
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
-    assert resumed.transitions[0] == ("wait-elb", "drain", "healthy")
+    assert resumed.transitions[0] == ("wait-elb", "bake", "healthy")
     run_id = failed.named("run.started")[0]["run_id"]
     assert_clean_deployment(make, recs, run_id, failed, resumed)
     after = json.loads(cli("status", "--environment", "qa", "--lock-bucket-name", BUCKET,

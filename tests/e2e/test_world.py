@@ -110,6 +110,20 @@ def test_complete_lifecycle_action_over_http(world, make):
     assert list(now.values()) == ["Pending"]
 
 
+def test_heartbeat_timeout_over_http(world, make):
+    """Over HTTP: no CompleteLifecycleAction within HeartbeatTimeout: DefaultResult CONTINUE."""
+    build_env(make, "qa", active=None)
+    asg = make("autoscaling")
+    asg.put_lifecycle_hook(LifecycleHookName="warm-up", AutoScalingGroupName="qa-b",
+                           LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
+                           HeartbeatTimeout=60, DefaultResult="CONTINUE")
+    asg.update_auto_scaling_group(AutoScalingGroupName="qa-b", DesiredCapacity=1)
+    [iid] = instance_ids(make, "qa-b")
+    assert world(advance=40 + 59)["instances"][iid]["state"] == "Pending:Wait"
+    world(advance=1)
+    assert lifecycle(make, "qa-b") == {iid: "InService"}
+
+
 def _serving_environment(make: Any, world: Any) -> None:
     build_env(make, "qa", active="a", active_count=2)
     health_check(make, threshold=2, interval=10)

@@ -96,6 +96,63 @@ def write_log_schema(path: str | Path = README) -> bool:
     return True
 
 
+# The gate example specs the README draws (section "Gates"), each as `abfsm graph --spec` prints it.
+GATE_SPECS = ("examples/specs/bake-with-alarms.yaml", "examples/specs/smoke-test.yaml",
+              "examples/specs/manual-approval.yaml")
+_GATES = r"(<!-- gate-graphs:start -->\n).*?(<!-- gate-graphs:end -->)"
+
+
+def gate_graphs() -> str:
+    """What belongs in the README's gate-graphs block."""
+    from abfsm.actions import ACTIONS
+    from abfsm.graph import mermaid
+    from abfsm.spec import load_spec
+
+    parts = []
+    for spec in GATE_SPECS:
+        parts.append(f"`abfsm graph --spec {spec}`:\n\n```mermaid\n"
+                     + mermaid(load_spec(ROOT / spec, ACTIONS)) + "```\n")
+    return "\n".join(parts)
+
+
+def current_gate_graphs(path: str | Path = README) -> str:
+    import re
+
+    found = re.search(_GATES, Path(path).read_text(encoding="utf-8"), flags=re.S)
+    if not found:
+        raise ReadmeGraphError(f"{path}: no <!-- gate-graphs:start --> ... end block")
+    return found.group(0)[len("<!-- gate-graphs:start -->\n"):-len("<!-- gate-graphs:end -->")]
+
+
+def write_gate_graphs(path: str | Path = README) -> bool:
+    """Rewrite the README's gate-graphs block; True if it changed."""
+    import re
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    new = re.sub(_GATES, lambda m: m.group(1) + gate_graphs() + m.group(2), text, flags=re.S)
+    if new == text:
+        return False
+    path.write_text(new, encoding="utf-8")
+    return True
+
+
+def write_iam(path: str | Path = README) -> bool:
+    """Rewrite the README's IAM section from abfsm.iam's declarations; True if it changed."""
+    import re
+
+    from abfsm.iam import readme_block
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    new = re.sub(r"(<!-- iam:start -->\n).*?(<!-- iam:end -->)",
+                 lambda m: m.group(1) + readme_block() + m.group(2), text, flags=re.S)
+    if new == text:
+        return False
+    path.write_text(new, encoding="utf-8")
+    return True
+
+
 def _diff(have: str, want: str, name: str) -> str:
     import difflib
 
@@ -115,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.readme}: graph {'updated' if changed else 'already up to date'}")
             changed = write_log_schema(args.readme)
             print(f"{args.readme}: log schema {'updated' if changed else 'already up to date'}")
+            changed = write_gate_graphs(args.readme)
+            print(f"{args.readme}: gate graphs {'updated' if changed else 'already up to date'}")
+            changed = write_iam(args.readme)
+            print(f"{args.readme}: IAM policy {'updated' if changed else 'already up to date'}")
         else:
             check(args.readme)
             print(f"{args.readme}: graph up to date")

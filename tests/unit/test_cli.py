@@ -1,8 +1,11 @@
 """Flag validation in-process: each bad flag exits 2 with one stderr line naming it, before any
-AWS call; the original tool's flags and no-sub-command style; --help without boto3."""
+AWS call; the original tool's flags and no-sub-command style; --help without boto3; help text
+on every option; status and unlock keep stdout for their report."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import signal
 import subprocess
 import sys
@@ -11,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+from structlog.testing import LogCapture
 
-from abfsm import cli, runner
+from abfsm import cli, log, runner
 from abfsm.aws import session
+from abfsm.clock import SystemClock
+from abfsm.record import RunRecord, new_record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -181,3 +188,110 @@ def test_no_region_is_a_usage_error_before_any_state(tmp_path, monkeypatch, caps
     assert err == ["abfsm deploy: no AWS region configured: pass --region, or set "
                    "AWS_DEFAULT_REGION / AWS_REGION, or use a profile with a region"]
     assert not (tmp_path / "qa.lock").exists()
+
+
+# --- help text -------------------------------------------------------------------------------
+
+def _parsers(parser: argparse.ArgumentParser, path: str = "abfsm") -> Iterator[tuple[str, Any]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, f"{path} {name}")
+
+
+def test_every_option_and_sub_command_has_help_text():
+    """Walking the argparse tree: every option of every command and every command has help."""
+    parser = cli.build_parser()
+    missing = []
+    for path, p in _parsers(parser):
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                named = {a.dest: a.help for a in action._choices_actions}
+                missing += [f"{path} {name}" for name in action.choices if not named.get(name)]
+            elif not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+    assert len(list(_parsers(parser))) == 1 + len(cli.COMMANDS)
+    assert missing == []
+
+
+# --- file arguments --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [BASE, ["graph"]], ids=["deploy", "graph"])
+def test_a_spec_that_is_not_utf8_is_one_line_exit_2(command, tmp_path, capsys, no_aws):
+    """--spec naming a binary (non-UTF-8) file: exit 2, one line naming the file, no traceback."""
+    binary = tmp_path / "states.yaml"
+    binary.write_bytes(b"version: 1\n\xff\xfe\x00garbage\n")
+    code = run_main(command + ["--spec", str(binary)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"{binary}: line 2: not UTF-8 text (byte 0xff); is it a YAML file?" in err
+
+
+# --- status and unlock: stdout is the report, logs go to stderr as console lines -------------
+
+def seed_lock(aws: Any, bucket: str = "qa-locks") -> RunRecord:
+    """A running abfsm run's record as qa.lock in an S3 bucket (in-process moto)."""
+    aws("s3").create_bucket(Bucket=bucket)
+    record = new_record("qa", 1, "locked", {"environment": "qa"}, SystemClock())
+    aws("s3").put_object(Bucket=bucket, Key="qa.lock", Body=record.to_json())
+    return record
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every event dict the command logs, after its own log.configure (bound keys merged)."""
+    capture = LogCapture()
+    real = log.configure
+
+    def configure(*args: Any, **kwargs: Any) -> str:
+        fmt = real(*args, **kwargs)
+        structlog.configure(processors=[structlog.contextvars.merge_contextvars,
+                                        structlog.processors.add_log_level, capture])
+        return fmt
+
+    monkeypatch.setattr(log, "configure", configure)
+    return capture.entries
+
+
+def test_unlock_binds_run_id_and_env_to_its_lines(aws, events, capsys):
+    """unlock --force: its DeleteObject line carries the removed run's run_id and env."""
+    record = seed_lock(aws)
+    code = run_main(["unlock", "--environment", "qa", "--lock-bucket-name", "qa-locks", "--force"])
+    assert code == 0
+    deletes = [e for e in events if e["event"] == "aws.call" and e["action"] == "DeleteObject"]
+    assert len(deletes) == 1
+    assert all((e.get("run_id"), e.get("env")) == (record.run_id, "qa") for e in events)
+
+
+def test_unlock_by_run_id_binds_that_run(aws, events, capsys):
+    """unlock --run-id ID: every line of it names that run and the environment."""
+    record = seed_lock(aws)
+    code = run_main(["unlock", "--environment", "qa", "--lock-bucket-name", "qa-locks",
+                     "--run-id", record.run_id])
+    assert code == 0 and events
+    assert all((e.get("run_id"), e.get("env")) == (record.run_id, "qa") for e in events)
+
+
+def test_unlock_prints_its_report_on_stdout_and_console_lines_on_stderr(aws, capsys):
+    """unlock: stdout is the one report line; stderr has the DeleteObject as a console line."""
+    record = seed_lock(aws)
+    code = run_main(["unlock", "--environment", "qa", "--lock-bucket-name", "qa-locks", "--force"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert out.startswith(f"removed s3://qa-locks/qa.lock: run {record.run_id} ")
+    assert not [line for line in (out + err).splitlines() if line.lstrip().startswith("{")]
+    (line,) = err.splitlines()
+    assert line.startswith("    aws s3 DeleteObject Bucket=qa-locks Key=qa.lock IfMatch=")
+
+
+def test_status_prints_only_its_report(aws, capsys):
+    """status (text and JSON): stdout is the report alone, stderr empty (reads log at debug)."""
+    seed_lock(aws)
+    base = ["status", "--environment", "qa", "--lock-bucket-name", "qa-locks"]
+    assert run_main(base) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("qa: run ") and err == ""
+    assert run_main(base + ["--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["environment"] == "qa" and err == ""

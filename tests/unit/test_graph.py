@@ -150,7 +150,7 @@ def test_cli_graph_refuses_a_bad_spec(tmp_path: Path, capsys: pytest.CaptureFixt
     code, out, err = run_cli(capsys, "--spec", str(bad))
     assert code == EXIT_USAGE and out == ""
     assert err.splitlines() == [f"abfsm graph: {bad}: states.drain.action: unknown action "
-                                f"'drainn' (known: {', '.join(sorted(ACTIONS))})"]
+                                f"'drainn' (known: {', '.join(sorted(ACTIONS))}; or package.module:attribute)"]
 
 
 # --------------------------------------------------------------------------- dot, png, svg
@@ -251,7 +251,7 @@ def drive(state_dir: Path, clock: FakeClock, wait_elb: Callable[[Run], str]) -> 
 
     actions = {"acquire_lock": acquire_lock, "inspect": returns("deploy"),
                "scale_step": returns("scaled"), "wait_instances": returns("instances_ready"),
-               "wait_elb": wait_elb, "drain": returns("drained")}
+               "wait_elb": wait_elb, "bake": returns("baked"), "drain": returns("drained")}
     runner.drive(run, spec.initial, actions=actions)
     return record
 
@@ -302,7 +302,7 @@ def test_mermaid_with_environment_marks_the_failed_state_and_path(
         src_id, dst_id = (s.replace("-", "_").replace("scale", "scale_") for s in (src, dst))
         assert any(line.startswith(f"    {src_id} --> {dst_id}: ") and f"{trigger} ({n})" in line
                    for line in lines), (n, trigger)
-    assert "    wait_elb --> drain: healthy" in lines  # not taken: no step number
+    assert "    wait_elb --> bake: healthy" in lines  # not taken: no step number
     assert "classDef stopped " in out and "classDef current " in out
     assert f"title: \"abfsm: {ENV} run {record.run_id}, failed in wait-elb\"" in lines
     assert moves == moves_of(load_spec(None, ACTIONS))  # marks change no edge
@@ -367,3 +367,85 @@ def test_graph_does_not_import_boto3(failed_run: tuple[Path, RunRecord]) -> None
     assert "class wait_elb stopped" in proc.stdout
     assert "abfsm.graph" in proc.stderr  # importtime really reported the imports
     assert "boto3" not in proc.stderr and "botocore" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- output streams and files
+
+
+def test_graph_with_a_lock_bucket_prints_only_the_graph(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """`graph --environment qa --lock-bucket-name B`: stdout is exactly the mermaid, no log line."""
+    aws("s3").create_bucket(Bucket="qa-locks")
+    code, out, err = run_cli(capsys, "--environment", ENV, "--lock-bucket-name", "qa-locks")
+    assert code == 0
+    assert out == graph.mermaid(load_spec(None, ACTIONS))
+    assert err.splitlines() == [f"abfsm graph: {ENV} has no run on record "
+                                "(s3://qa-locks/qa.lock); nothing marked"]
+
+
+class _Tty:
+    """A terminal as standard output (only isatty matters: nothing may be written to it)."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise AssertionError(f"wrote to the terminal: {text!r}")
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg"])
+def test_an_image_onto_a_terminal_is_refused(fmt: str, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--format png|svg with no --output and stdout a terminal: exit 2, one line, nothing drawn."""
+    monkeypatch.setattr(sys, "stdout", _Tty())
+    code = cli.main(["graph", "--format", fmt])
+    assert code == EXIT_USAGE
+    assert capsys.readouterr().err == (f"abfsm graph: --format {fmt} writes an image; "
+                                       "give --output FILE or redirect stdout\n")
+
+
+@pytest.mark.parametrize(("where", "problem"), [
+    ("missing/graph.mmd", "the directory {tmp}/missing does not exist"),
+    (".", "is a directory; name a file"),
+    ("file.txt/graph.mmd", "the directory {tmp}/file.txt is not a directory"),
+])
+def test_output_into_a_bad_place_is_one_line_exit_2(where: str, problem: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """--output into a missing directory, onto a directory, under a file: exit 2, one line,
+    before the environment's run is read (no AWS call)."""
+    (tmp_path / "file.txt").write_text("")
+    monkeypatch.setattr(graph, "environment_marks", lambda *_: pytest.fail("read the run"))
+    output = str(tmp_path / where) if where != "." else str(tmp_path)
+    code, out, err = run_cli(capsys, "--output", output, "--environment", ENV,
+                             "--lock-bucket-name", "qa-locks")
+    assert code == EXIT_USAGE and out == ""
+    assert err == f"abfsm graph: --output {output}: {problem.format(tmp=tmp_path)}\n"
+
+
+def test_output_that_cannot_be_written_is_one_line_exit_2(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A write that fails anyway (e.g. permission denied) is one line naming --output, exit 2."""
+    def denied(self: Path, data: bytes) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_bytes", denied)
+    output = str(tmp_path / "graph.mmd")
+    code, _, err = run_cli(capsys, "--output", output)
+    assert code == EXIT_USAGE
+    assert err == f"abfsm graph: --output {output}: cannot write it (Permission denied)\n"
+
+
+def test_graph_into_a_closed_pipe_exits_quietly() -> None:
+    """`abfsm graph` whose reader is gone: exit 0, nothing on stderr (no BrokenPipeError)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "abfsm", "graph"], cwd=ROOT, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (0, "")

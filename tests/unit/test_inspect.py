@@ -6,10 +6,13 @@ from typing import Any
 
 import pytest
 
+from abfsm.actions import ACTIONS
+from abfsm.actions.base import Run
 from abfsm.actions.inspect import decide, plan_lines, planned_calls
 from abfsm.aws.autoscaling import Group, Instance
-from abfsm.context import Settings
+from abfsm.context import Plan, Settings
 from abfsm.errors import EXIT_REFUSED, Refused
+from abfsm.spec import Spec, load_spec
 
 ELB = "qa-public"
 TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/qa-tg0/0123456789abcdef"
@@ -27,6 +30,13 @@ def pair(a: int = 0, b: int = 0, **kw: Any) -> dict[str, Group]:
 
 def settings(**kw: Any) -> Settings:
     return Settings(environment=kw.pop("environment", "qa"), **kw)
+
+
+def planned(s: Settings, plan: Plan, spec: Spec | None = None) -> Run:
+    """A Run in inspect with `plan` decided, for the dry-run walk (no AWS, no lock)."""
+    spec = spec or load_spec(s.spec, ACTIONS)
+    return Run(settings=s, plan=plan, aws=None, clock=None, lock=None, record=None,  # type: ignore[arg-type]
+               spec=spec, state="inspect")
 
 
 # --- active / target ------------------------------------------------------------------------
@@ -256,10 +266,10 @@ def test_planned_calls_list_every_mutating_call_in_order():
     """Dry-run calls: lock, one UpdateAutoScalingGroup per step, drain of the old ASG, release."""
     s = settings(instance_count=8, instance_count_step=3)
     plan, trigger = decide(s, pair(a=4))
-    calls = planned_calls(s, plan, trigger)
+    calls = planned_calls(planned(s, plan), trigger)
     assert calls[0].startswith("local lock file")
     assert calls[1:4] == [f"autoscaling UpdateAutoScalingGroup qa-b DesiredCapacity={n}" for n in (3, 6, 8)]
-    assert calls[4] == "autoscaling UpdateAutoScalingGroup qa-a MinSize=0 DesiredCapacity=0"
+    assert calls[4] == "autoscaling UpdateAutoScalingGroup qa-a DesiredCapacity=0 MinSize=0"
     assert calls[5].startswith("release the lock") and len(calls) == 6
 
 
@@ -267,28 +277,50 @@ def test_planned_calls_with_a_bucket_name_the_s3_writes():
     """With --lock-bucket-name the plan names the conditional S3 PutObject of the lock."""
     s = settings(lock_bucket_name="locks")
     plan, trigger = decide(s, pair(a=4))
-    calls = planned_calls(s, plan, trigger)
+    calls = planned_calls(planned(s, plan), trigger)
     assert calls[0] == "s3 PutObject locks/qa.lock (If-None-Match: *)"
     assert "DeleteObject" in calls[-1]
 
 
 def test_planned_calls_include_max_size_raise_and_empty_first():
-    """Clean-up plan empties first; a count above MaxSize raises MaxSize in the first scale call."""
+    """Clean-up plan empties first; a count above MaxSize raises MaxSize in the scale call."""
     s = settings(clean_up=True, instance_count=12)
     plan, trigger = decide(s, pair(a=4, b=4), {"qa-a": 4, "qa-b": 0})
-    calls = planned_calls(s, plan, trigger)
-    assert calls[1] == "autoscaling UpdateAutoScalingGroup qa-b MinSize=0 DesiredCapacity=0"
+    calls = planned_calls(planned(s, plan), trigger)
+    assert calls[1] == "autoscaling UpdateAutoScalingGroup qa-b DesiredCapacity=0 MinSize=0"
     assert calls[2] == "autoscaling UpdateAutoScalingGroup qa-b DesiredCapacity=12 MaxSize=12"
-    assert calls[3] == "autoscaling UpdateAutoScalingGroup qa-a MinSize=0 DesiredCapacity=0"
+    assert calls[3] == "autoscaling UpdateAutoScalingGroup qa-a DesiredCapacity=0 MinSize=0"
+
+
+def test_planned_max_size_is_in_every_step_the_scale_call_sends_it():
+    """The plan's later steps carry MaxSize too, as scale sends it on every step (issue 8 #19:
+    the old plan dropped it after the first step)."""
+    s = settings(instance_count=12, instance_count_step=6)
+    plan, trigger = decide(s, pair(a=4))
+    calls = planned_calls(planned(s, plan), trigger)
+    assert calls[1:3] == ["autoscaling UpdateAutoScalingGroup qa-b DesiredCapacity=6 MaxSize=12",
+                          "autoscaling UpdateAutoScalingGroup qa-b DesiredCapacity=12 MaxSize=12"]
+
+
+def test_a_min_size_above_the_first_step_is_lowered_then_restored():
+    """Target MinSize 4, steps 2 -> 4 -> 6: MinSize 2 with the first step, back to 4 with the
+    second, kept at 4 after (issue 8 #19: the old plan showed no MinSize change)."""
+    s = settings(instance_count=6, instance_count_step=2)
+    plan, trigger = decide(s, {"qa-a": group("qa-a", 4), "qa-b": group("qa-b", 0, min_size=4)})
+    calls = planned_calls(planned(s, plan), trigger)
+    assert calls[1:4] == [
+        "autoscaling UpdateAutoScalingGroup qa-b DesiredCapacity=2 MinSize=2",
+        "autoscaling UpdateAutoScalingGroup qa-b DesiredCapacity=4 MinSize=4",
+        "autoscaling UpdateAutoScalingGroup qa-b DesiredCapacity=6 MinSize=4"]
 
 
 def test_planned_calls_for_zero_only_drain():
     """--zero plans no scale-up, only the drain of the active ASG."""
     s = settings(zero=True)
     plan, trigger = decide(s, pair(b=3))
-    calls = planned_calls(s, plan, trigger)
+    calls = planned_calls(planned(s, plan), trigger)
     assert [c for c in calls if c.startswith("autoscaling")] == [
-        "autoscaling UpdateAutoScalingGroup qa-b MinSize=0 DesiredCapacity=0"]
+        "autoscaling UpdateAutoScalingGroup qa-b DesiredCapacity=0 MinSize=0"]
 
 
 def test_plan_lines_show_asgs_counts_steps_lbs_and_calls():
@@ -296,9 +328,70 @@ def test_plan_lines_show_asgs_counts_steps_lbs_and_calls():
     s = settings(instance_count=6, instance_count_step=2)
     groups = pair(a=4)
     plan, trigger = decide(s, groups)
-    text = "\n".join(plan_lines(s, plan, trigger, groups))
+    text = "\n".join(plan_lines(planned(s, plan), trigger, groups))
     assert "active ASG    qa-a (desired 4, 4 instance(s)) -> drained to 0" in text
     assert "target ASG    qa-b (desired 0, 0 instance(s)) -> 6 instance(s)" in text
     assert "desired capacity 2 -> 4 -> 6" in text
     assert f"wait for      {ELB} (discovered)" in text
     assert "would call:" in text and "UpdateAutoScalingGroup qa-b DesiredCapacity=6" in text
+
+
+# --- the plan walks the spec ----------------------------------------------------------------
+
+def _spec_without_drain(tmp_path: Any) -> Spec:
+    import yaml
+
+    from abfsm.spec import packaged_spec_path
+
+    data = yaml.safe_load(packaged_spec_path().read_text(encoding="utf-8"))
+    del data["states"]["drain"]
+    for t in data["transitions"]:
+        if t["dest"] == "drain":  # healthy and zero end the run instead
+            t["dest"] = "done"
+    data["transitions"] = [t for t in data["transitions"] if t["trigger"] != "drained"]
+    path = tmp_path / "no-drain.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return load_spec(path, ACTIONS)
+
+
+def test_the_plan_walks_the_given_spec_not_the_packaged_one(tmp_path):
+    """A spec without a drain state plans no UpdateAutoScalingGroup of the old ASG, and the
+    plan says the old ASG is left as it is (the old plan always listed the drain call)."""
+    s = settings(instance_count=4)
+    groups = pair(a=4)
+    plan, trigger = decide(s, groups)
+    run = planned(s, plan, _spec_without_drain(tmp_path))
+    calls = planned_calls(run, trigger)
+    assert not any("qa-a" in c for c in calls)
+    assert calls[1] == "autoscaling UpdateAutoScalingGroup qa-b DesiredCapacity=4"
+    text = "\n".join(plan_lines(run, trigger, groups))
+    assert "qa-a (desired 4, 4 instance(s)) -> left as it is" in text
+    assert "path          inspect -> scale -> wait-instances -> wait-elb -> bake -> done" in text
+
+
+@pytest.mark.parametrize("flags", [{}, {"instance_count_step": 2, "instance_count": 12},
+                                   {"zero": True}, {"clean_up": True}, {"single_asg": True}],
+                         ids=["ab", "steps-max", "zero", "clean-up", "single"])
+def test_every_planned_call_is_declared_by_its_state(flags):
+    """Each mutating call the plan lists is among the declared calls of the state that makes
+    it (the IAM policy is generated from the same declarations)."""
+    from abfsm.actions.planning import declared_action, walk
+
+    s = settings(**flags)
+    if flags.get("single_asg"):
+        groups = {"qa": group("qa", 2)}
+        plan, trigger = decide(s, groups)
+    elif flags.get("clean_up"):
+        plan, trigger = decide(s, pair(a=4, b=4), {"qa-a": 4, "qa-b": 0})
+    elif flags.get("zero"):
+        plan, trigger = decide(s, pair(b=3))
+    else:
+        plan, trigger = decide(s, pair(a=4))
+    run = planned(s, plan)
+    walked = walk(run, trigger)
+    assert walked.steps
+    for state, line in walked.steps:
+        declared = {f"{c.service} {c.api}" for c in
+                    declared_action(run, state).aws_calls(s, run.spec.states[state].params)
+                    if c.mutating}
+        assert " ".join(line.split()[:2]) in declared, (state, line)

@@ -11,8 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "abfsm"
 RANKS = {
     "abfsm.cli": 4, "abfsm.__main__": 4, "abfsm.demo": 4, "abfsm.graph": 4, "abfsm.admin": 4,
     "abfsm.emulator": 4,  # the embedded emulator (moto): demo and tests only, never the engine
-    "abfsm.runner": 3,
-    "abfsm.actions": 2,
+    "abfsm.runner": 3, "abfsm.iam": 3,
+    "abfsm.actions": 2, "abfsm.notify": 2,  # notify is started by cli and may use aws
     "abfsm.aws": 1,
 }  # everything else (spec, context, record, lock, clock, log, log_schema, errors): 0
 

@@ -3,13 +3,17 @@ archive, read-only dry runs, unlock, and atomic writes."""
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from abfsm.errors import EXIT_REFUSED, LockHeld, LockLost, Refused
-from abfsm.lock import LocalStore, Lock
+from abfsm.errors import EXIT_REFUSED, LockHeld, LockLost, Refused, ReleaseFailed
+from abfsm.lock import UNLOCK_ATTEMPTS, LocalStore, Lock
 from abfsm.record import RunRecord, new_record
 from tests.fakes import FakeClock
 
@@ -218,3 +222,175 @@ def test_history_skips_unreadable_archives(tmp_path, clock):
     lock.release(rec)
     (tmp_path / "qa" / "runs" / "run-0.json").write_text("not json")
     assert [r["run_id"] for r in lock.history()] == ["run-1"]
+
+
+# --- corrupt records claiming to be abfsm's ---------------------------------------------------
+
+def _corrupt(clock: FakeClock, **changes: object) -> bytes:
+    data = json.loads(record(clock, "run-1").to_json())
+    data.update(changes)
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize("changes", [{"heartbeat": "yesterday"}, {"settings": "fast"},
+                                     {"run_id": None}], ids=["heartbeat", "settings", "run_id"])
+def test_a_corrupt_record_is_refused_like_a_foreign_lock_and_left_alone(tmp_path, clock, changes):
+    """A lock file claiming kind abfsm.run with wrong types: LockHeld naming it unreadable, untouched."""
+    body = _corrupt(clock, **changes)
+    lock_file(tmp_path).write_bytes(body)
+    with pytest.raises(LockHeld, match=r"qa\.lock is held: an unreadable abfsm lock record \("):
+        lock_for(tmp_path, clock).acquire(record(clock, "run-2"))
+    assert lock_file(tmp_path).read_bytes() == body
+
+
+def test_a_corrupt_record_needs_force_to_be_removed(tmp_path, clock):
+    """unlock --run-id does not remove an unreadable record; --force does (no archive written)."""
+    lock_file(tmp_path).write_bytes(_corrupt(clock, heartbeat="yesterday"))
+    with pytest.raises(Refused, match="unreadable abfsm lock record .*only --force"):
+        lock_for(tmp_path, clock).remove(run_id="run-1", force=False)
+    removed = lock_for(tmp_path, clock).remove(run_id=None, force=True)
+    assert removed.record is None and removed.problem.startswith("heartbeat is not a timestamp")
+    assert not lock_file(tmp_path).exists() and not (tmp_path / "qa" / "runs").exists()
+
+
+# --- unlock keeps history; unlock wins over a live heartbeat ----------------------------------
+
+def test_unlock_archives_the_record_as_unlocked(tmp_path, clock):
+    """remove() stores qa/runs/<run_id>.json with status unlocked, who, when and what it was."""
+    rec = record(clock, "run-1")
+    rec.state = "wait-elb"
+    lock_for(tmp_path, clock).acquire(rec)
+    clock.advance(60)
+    lock_for(tmp_path, clock).remove(run_id=None, force=True)
+    archived = RunRecord.from_json((tmp_path / "qa" / "runs" / "run-1.json").read_bytes())
+    assert archived is not None and archived.status == "unlocked"
+    assert archived.unlocked is not None
+    assert (archived.unlocked["at"], archived.unlocked["force"]) == ("2026-01-01T12:01:00Z", True)
+    assert (archived.unlocked["status"], archived.unlocked["state"]) == ("running", "wait-elb")
+    assert archived.unlocked["by"]["user"] and archived.unlocked["by"]["host"]
+    assert archived.finished_at == "2026-01-01T12:01:00Z"
+
+
+class _HeartbeatBeforeDelete:
+    """A LocalStore whose first `beats` deletes are preceded by a live run's heartbeat."""
+
+    def __init__(self, store: LocalStore, running: Lock, rec: RunRecord, beats: int) -> None:
+        self._store, self._running, self._rec, self.beats = store, running, rec, beats
+        self.deletes = 0
+        self.where = store.where
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def delete(self, etag: str | None) -> None:
+        self.deletes += 1
+        if self.beats:
+            self.beats -= 1
+            self._running.save(self._rec)  # lands between unlock's read and its delete
+        self._store.delete(etag)
+
+
+def test_unlock_force_wins_over_a_heartbeat_between_read_and_delete(tmp_path, clock):
+    """A heartbeat between unlock's read and delete: unlock re-reads, retries and removes it;
+    the fenced run stops at its next write with LockLost."""
+    running, rec = lock_for(tmp_path, clock), record(clock, "run-1")
+    running.acquire(rec)
+    store = _HeartbeatBeforeDelete(LocalStore(tmp_path, "qa"), running, rec, beats=2)
+    removed = Lock(store, clock).remove(run_id=None, force=True)  # type: ignore[arg-type]
+    assert removed.record is not None and removed.record.write_seq == 3  # the latest heartbeat
+    assert store.deletes == 3 and not lock_file(tmp_path).exists()
+    with pytest.raises(LockLost):
+        running.save(rec)
+    assert not lock_file(tmp_path).exists()
+
+
+def test_unlock_gives_up_after_a_few_changes(tmp_path, clock):
+    """A lock that changes before every delete: refused after UNLOCK_ATTEMPTS tries, lock kept."""
+    running, rec = lock_for(tmp_path, clock), record(clock, "run-1")
+    running.acquire(rec)
+    store = _HeartbeatBeforeDelete(LocalStore(tmp_path, "qa"), running, rec, beats=100)
+    with pytest.raises(Refused, match=f"changed {UNLOCK_ATTEMPTS} times while unlocking"):
+        Lock(store, clock).remove(run_id=None, force=True)  # type: ignore[arg-type]
+    assert store.deletes == UNLOCK_ATTEMPTS and lock_file(tmp_path).exists()
+    running.save(rec)  # still the live run's lock
+
+
+# --- release that cannot delete or archive ----------------------------------------------------
+
+def test_release_that_cannot_archive_keeps_the_lock_with_the_final_status(tmp_path, clock):
+    """runs/ cannot be written: ReleaseFailed (exit 1) names the status; the lock says done."""
+    lock, rec = lock_for(tmp_path, clock), record(clock, "run-1")
+    lock.acquire(rec)
+    (tmp_path / "qa").write_text("a file where the runs directory goes")
+    rec.state = rec.status = "done"
+    with pytest.raises(ReleaseFailed, match=r"run run-1 finished with status done .*could not "
+                                            r"archive .*the lock now records status done") as err:
+        lock.release(rec)
+    assert err.value.exit_code == 1 and err.value.status == "done"
+    saved = RunRecord.from_json(lock_file(tmp_path).read_bytes())
+    assert saved is not None and saved.status == "done" and lock.held
+
+
+# --- atomic create under racing acquirers -----------------------------------------------------
+
+@pytest.mark.parametrize("racers", [2, 8])
+def test_racing_threads_exactly_one_acquires(tmp_path, clock, racers):
+    """Threads released together by a barrier, 20 rounds: exactly one acquires each round."""
+    for round_ in range(20):
+        barrier = threading.Barrier(racers)
+
+        def attempt(i: int, round_: int = round_, barrier: threading.Barrier = barrier) -> str:
+            lock = lock_for(tmp_path, clock)
+            barrier.wait(timeout=30)
+            try:
+                lock.acquire(record(clock, f"r{round_}-{i}"))
+            except LockHeld:
+                return "held"
+            return f"r{round_}-{i}"
+
+        with ThreadPoolExecutor(max_workers=racers) as pool:
+            outcomes = list(pool.map(attempt, range(racers)))
+        winners = [o for o in outcomes if o != "held"]
+        assert len(winners) == 1, (round_, outcomes)
+        holder = RunRecord.from_json(lock_file(tmp_path).read_bytes())
+        assert holder is not None and holder.run_id == winners[0]
+        lock_file(tmp_path).unlink()
+
+
+def _race_in_process(state_dir: str, name: str, barrier: Any, rounds: int, queue: Any) -> None:
+    from tests.fakes import FakeClock
+
+    clock = FakeClock()
+    for round_ in range(rounds):
+        barrier.wait(timeout=60)
+        lock = Lock(LocalStore(state_dir, "qa"), clock)
+        try:
+            lock.acquire(new_record("qa", 1, "locked", {}, clock, run_id=f"r{round_}-{name}"))
+            queue.put((round_, name))
+        except LockHeld:
+            queue.put((round_, "held"))
+        barrier.wait(timeout=60)  # everyone has tried; the winner of this round ...
+        if lock.held:  # (two winners, with a broken store: both unlink)
+            lock_file(Path(state_dir)).unlink(missing_ok=True)
+        barrier.wait(timeout=60)  # ... has removed the lock before the next round
+
+
+def test_racing_processes_exactly_one_acquires(tmp_path):
+    """4 processes race for the lock file 15 rounds: exactly one acquires each round."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    racers, rounds = 4, 15
+    barrier, queue = ctx.Barrier(racers), ctx.Queue()
+    procs = [ctx.Process(target=_race_in_process,
+                         args=(str(tmp_path), f"p{i}", barrier, rounds, queue))
+             for i in range(racers)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in range(racers * rounds)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    for round_ in range(rounds):
+        names = [name for r, name in results if r == round_]
+        assert len(names) == racers and names.count("held") == racers - 1, (round_, names)

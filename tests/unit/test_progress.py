@@ -1,10 +1,12 @@
-"""wait.progress events: one per poll, ready counts rising as instances become healthy."""
+"""wait.progress events: one per poll, ready counts rising as instances become healthy; a
+wait that times out names the instances not ready, grouped."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from abfsm import runner
@@ -13,6 +15,7 @@ from abfsm.actions.wait_elb import wait_elb
 from abfsm.actions.wait_instances import wait_instances
 from abfsm.aws.elb import Member
 from abfsm.context import Plan, Settings
+from abfsm.errors import WaitTimeout
 from abfsm.lock import LocalStore, Lock
 from abfsm.record import new_record
 from tests.fakes import FakeClock
@@ -141,3 +144,15 @@ def test_wait_elb_emits_n_plus_1_progress_events(tmp_path, clock):
     assert polls[1]["not_ready"] == [
         {"id": iid, "lb": "qa-public", "state": "OutOfService",
          "reason": "Instance has failed at least the UnhealthyThreshold"} for iid in ("i-2", "i-3")]
+
+
+def test_wait_elb_timeout_groups_the_instances_by_reason(tmp_path, clock):
+    """Eight instances never InService: the failure names the ELB per group, each id once."""
+    ids = [f"i-{n}" for n in range(1, 9)]
+    run = make_run(tmp_path, clock, "wait-elb", FakeLbServices(ids),
+                   Plan(mode="ab", target="qa-b", load_balancers=["qa-public"], instance_ids=ids))
+    with pytest.raises(WaitTimeout) as failed:
+        wait_elb(run)
+    assert str(failed.value) == (
+        "wait-elb: 0/8 InService in qa-public after 600 s; qa-public: 8 OutOfService "
+        "(Instance has failed at least the UnhealthyThreshold: " + ", ".join(ids) + ")")

@@ -46,11 +46,11 @@ def test_check_fails_when_the_block_drifts(tmp_path: Path,
     page = tmp_path / "README.md"
     page.write_text(PAGE)
     readme_graph.write(page)
-    page.write_text(page.read_text().replace("wait_elb --> drain: healthy", "wait_elb --> drain: ok"))
+    page.write_text(page.read_text().replace("wait_elb --> bake: healthy", "wait_elb --> bake: ok"))
     with pytest.raises(ReadmeGraphError, match="make graph") as caught:
         readme_graph.check(page)
-    assert "-    wait_elb --> drain: ok" in str(caught.value)
-    assert "+    wait_elb --> drain: healthy" in str(caught.value)
+    assert "-    wait_elb --> bake: ok" in str(caught.value)
+    assert "+    wait_elb --> bake: healthy" in str(caught.value)
     assert readme_graph.main(["--readme", str(page)]) == 1
     assert "differs" in capsys.readouterr().err
 

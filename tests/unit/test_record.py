@@ -14,7 +14,8 @@ from abfsm.clock import SystemClock
 from abfsm.context import Plan, Settings
 from abfsm.errors import Refused
 from abfsm.lock import LocalStore, Lock
-from abfsm.record import KIND, RunRecord, add_history, ci_job_url, new_record, started_by
+from abfsm.record import (KIND, RunRecord, add_history, ci_job_url, new_record, parse,
+                          started_by)
 
 
 def sample(clock: Any) -> RunRecord:
@@ -180,3 +181,53 @@ def test_new_record_reads_ci_variables_from_the_environment(monkeypatch, clock):
     monkeypatch.setenv("BUILD_URL", "https://jenkins.example.com/job/deploy/17/")
     rec = new_record("qa", 1, "locked", {}, clock)
     assert rec.started_by["ci_job_url"] == "https://jenkins.example.com/job/deploy/17/"
+
+
+# --- schema validation on every read (corrupt records claiming to be abfsm's) ---------------
+
+def _broken(clock: Any, **changes: Any) -> bytes:
+    data = json.loads(sample(clock).to_json())
+    for key, value in changes.items():
+        if value is _DROP:
+            del data[key]
+        else:
+            data[key] = value
+    return json.dumps(data).encode()
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(("changes", "problem"), [
+    ({"heartbeat": "yesterday"}, "heartbeat is not a timestamp"),
+    ({"heartbeat": 17}, "heartbeat is not a timestamp"),
+    ({"settings": "fast"}, "settings is not an object"),
+    ({"run_id": _DROP}, "run_id is missing"),
+    ({"run_id": ""}, "run_id is empty"),
+    ({"history": "none"}, "history is not a list"),
+    ({"history": [1, 2]}, "history holds an entry that is not an object"),
+    ({"exit_code": "1"}, "exit_code is not a whole number"),
+    ({"spec_version": True}, "spec_version is not a whole number"),
+    ({"started_by": None}, "started_by is not an object"),
+    ({"settings": {"update_timeout": "30"}}, "settings.update_timeout is not a number"),
+], ids=["heartbeat-text", "heartbeat-number", "settings-string", "no-run-id", "empty-run-id",
+        "history-string", "history-entries", "exit-code-string", "spec-version-bool",
+        "started-by-null", "update-timeout-string"])
+def test_a_record_with_wrong_types_is_not_a_record(clock, changes, problem):
+    """kind abfsm.run but a field of the wrong type: from_json is None, parse names the field."""
+    raw = _broken(clock, **changes)
+    assert RunRecord.from_json(raw) is None
+    record, why = parse(raw)
+    assert record is None and why.startswith(problem)
+
+
+def test_nullable_fields_may_be_null(clock):
+    """A running record (last_error, failed_state, exit_code, finished_at null) is valid."""
+    rec = new_record("qa", 1, "locked", {}, clock)
+    assert parse(rec.to_json()) == (rec, "")
+
+
+def test_bytes_that_do_not_claim_to_be_abfsm_have_no_problem():
+    """A manual freeze (not kind abfsm.run) is foreign without a schema problem to report."""
+    assert parse(b"frozen by ops") == (None, "")
+    assert parse(b'{"kind": "other"}') == (None, "")

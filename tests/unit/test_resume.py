@@ -233,7 +233,7 @@ def test_check_state_name_rejects_an_unknown_state_listing_the_working_ones(spec
         runner.check_state_name(spec, "wait-dns")
     assert str(caught.value) == (
         "--from wait-dns: not a state of states.yaml (packaged) (states: locked, inspect, "
-        "empty, scale, wait-instances, wait-elb, drain, rollback)")
+        "empty, scale, wait-instances, wait-elb, bake, drain, rollback)")
 
 
 @pytest.mark.parametrize("final", ["done", "failed", "rolled-back"])
@@ -258,7 +258,7 @@ def test_an_ab_plan_with_a_target_supports_scale_to_drain_and_rollback(spec):
     """A decided A/B plan supports scale..drain and rollback; not locked/inspect (the plan is
     decided), not `empty` (needs empty_first)."""
     assert runner.resumable_states(spec, AB_PLAN) == [
-        "scale", "wait-instances", "wait-elb", "drain", "rollback"]
+        "scale", "wait-instances", "wait-elb", "bake", "drain", "rollback"]
 
 
 def test_from_inspect_after_the_plan_was_decided_is_refused(tmp_path, entered):
@@ -270,7 +270,7 @@ def test_from_inspect_after_the_plan_was_decided_is_refused(tmp_path, entered):
     assert str(caught.value) == (
         f"cannot resume run {rec.run_id} from inspect: inspect already decided this run's "
         "plan and the deployment went on; re-deciding over a half-finished deployment is "
-        "refused; it can resume from: scale, wait-instances, wait-elb, drain, rollback")
+        "refused; it can resume from: scale, wait-instances, wait-elb, bake, drain, rollback")
     assert not entered
     assert Lock(LocalStore(tmp_path, "qa"), SystemClock()).holder().record.run_id == rec.run_id
 
@@ -297,3 +297,100 @@ def test_a_zero_plan_has_no_target_so_only_drain_follows_inspect(spec):
     """--zero decides an active ASG but no target: drain is resumable, scale is not."""
     plan = Plan(mode="zero", active="qa-a", active_count=4)
     assert runner.resumable_states(spec, plan) == ["drain"]
+
+
+# --- the spec decides what resumes (issue 9 §1) and the spec is the run's (issue 8 #15) -----
+
+def _custom_spec(tmp_path: Path, edit: Any) -> Path:
+    import yaml
+
+    from abfsm.spec import packaged_spec_path
+
+    data = yaml.safe_load(packaged_spec_path().read_text(encoding="utf-8"))
+    edit(data)
+    path = tmp_path / "custom.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _paused_spec(data: dict[str, Any]) -> None:
+    """A final state `paused` (exit 4, keeps the lock, resumable) where refusals go."""
+    del data["states"]["refused"]
+    data["states"]["paused"] = {"final": True, "exit": 4, "result": "paused",
+                                "keeps_lock": True, "resumable": True}
+    for t in data["transitions"]:
+        if t["dest"] == "refused":
+            t["dest"] = "paused"
+
+
+def _record_spec(tmp_path: Path, rec: RunRecord, path: Path, sha256: str) -> None:
+    rec.spec = {"path": str(path), "sha256": sha256}
+    lock = Lock(LocalStore(tmp_path, "qa"), SystemClock())
+    lock.take_over(lock.holder())  # type: ignore[arg-type]
+    lock.save(rec)
+
+
+def test_a_run_in_a_resumable_final_state_re_enters_the_state_it_left(tmp_path, entered):
+    """A run that ended in `paused` (resumable in its spec) resumes without --force into the
+    working state of its last move (inspect), with the spec it started with."""
+    import hashlib
+
+    path = _custom_spec(tmp_path, _paused_spec)
+    rec = plant(tmp_path, state="paused", status="paused", plan=Plan())
+    rec.history = [{"at": rec.started_at, "src": "inspect", "dst": "paused", "trigger": "refuse",
+                    "elapsed_s": 0.1}]
+    _record_spec(tmp_path, rec, path, hashlib.sha256(path.read_bytes()).hexdigest())
+    resume(tmp_path)
+    ((state, run),) = entered
+    assert state == "inspect" and run.spec.path == str(path)
+
+
+def test_a_paused_run_is_not_resumable_under_a_spec_that_does_not_say_so(tmp_path, entered):
+    """The same record under a spec where `paused` is not resumable needs --force (the spec,
+    not a built-in list of statuses, decides)."""
+    import hashlib
+
+    def not_resumable(data: dict[str, Any]) -> None:
+        _paused_spec(data)
+        data["states"]["paused"]["resumable"] = False
+
+    path = _custom_spec(tmp_path, not_resumable)
+    rec = plant(tmp_path, state="paused", status="paused", plan=Plan())
+    _record_spec(tmp_path, rec, path, hashlib.sha256(path.read_bytes()).hexdigest())
+    with pytest.raises(Refused, match="is paused in paused"):
+        resume(tmp_path)
+
+
+def test_resume_refuses_a_spec_that_changed_since_the_run_started(tmp_path, entered):
+    """The recorded spec's hash differs from the file now: exit 2 naming both hashes, unless
+    --spec is given explicitly (issue 8 #15)."""
+    path = _custom_spec(tmp_path, lambda data: None)
+    rec = plant(tmp_path, status="failed", failed_state="wait-elb")
+    _record_spec(tmp_path, rec, path, "0" * 64)
+    with pytest.raises(UsageError, match="has changed since") as caught:
+        resume(tmp_path)
+    assert caught.value.exit_code == 2 and not entered
+    settings = Settings(environment="qa", state_dir=str(tmp_path), spec=str(path))
+    runner.resume(settings, services=NO_AWS, clock=SystemClock())
+    assert [s for s, _ in entered] == ["wait-elb"]
+
+
+def test_resume_runs_the_spec_the_run_started_with(tmp_path, entered):
+    """Without --spec, resume loads the spec path on record, not the packaged spec."""
+    import hashlib
+
+    path = _custom_spec(tmp_path, lambda data: data["states"]["done"].update(description="shipped"))
+    rec = plant(tmp_path, status="failed", failed_state="wait-elb")
+    _record_spec(tmp_path, rec, path, hashlib.sha256(path.read_bytes()).hexdigest())
+    resume(tmp_path)
+    ((_, run),) = entered
+    assert run.spec.path == str(path) and run.spec.states["done"].description == "shipped"
+
+
+def test_resume_may_change_the_timeouts(tmp_path, entered):
+    """--update-timeout / --health-check-timeout on resume replace the run's (issue 8 #15)."""
+    plant(tmp_path, status="failed", failed_state="wait-elb", update_timeout=30)
+    resume(tmp_path, overrides={"update_timeout": 5.0, "health_check_timeout": 1200.0})
+    ((_, run),) = entered
+    assert (run.settings.update_timeout, run.settings.health_check_timeout) == (5.0, 1200.0)
+    assert run.record.settings["health_check_timeout"] == 1200.0

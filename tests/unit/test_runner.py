@@ -21,7 +21,7 @@ from abfsm.record import RunRecord, new_record
 from tests.fakes import FakeClock
 
 ENV = "qa"
-HAPPY_PATH = ["locked", "inspect", "scale", "wait-instances", "wait-elb", "drain"]
+HAPPY_PATH = ["locked", "inspect", "scale", "wait-instances", "wait-elb", "bake", "drain"]
 
 
 class NoAws:
@@ -74,6 +74,9 @@ def fakes(calls: list[str] | None = None, **override: Callable[[Run], str]) -> d
     def wait_elb(run: Run) -> str:
         return "healthy"
 
+    def bake(run: Run) -> str:
+        return "baked"
+
     def drain(run: Run) -> str:
         return "drained"
 
@@ -84,7 +87,7 @@ def fakes(calls: list[str] | None = None, **override: Callable[[Run], str]) -> d
         return "rolled_back"
 
     table = {f.__name__: f for f in (acquire_lock, inspect, scale_step, wait_instances,
-                                      wait_elb, drain, empty_target, rollback)}
+                                      wait_elb, bake, drain, empty_target, rollback)}
     table.update(override)
 
     def recording(name: str, fn: Callable[[Run], str]) -> Callable[[Run], str]:
@@ -117,7 +120,7 @@ def test_happy_path_logs_one_transition_per_move(tmp_path, clock):
         ("locked", "inspect", "acquired"), ("inspect", "scale", "deploy"),
         ("scale", "wait-instances", "scaled"), ("wait-instances", "scale", "next_step"),
         ("scale", "wait-instances", "scaled"), ("wait-instances", "wait-elb", "instances_ready"),
-        ("wait-elb", "drain", "healthy"), ("drain", "done", "drained"),
+        ("wait-elb", "bake", "healthy"), ("bake", "drain", "baked"), ("drain", "done", "drained"),
     ]
     assert outcome.exit_code == 0 and outcome.status == "done"
 
@@ -171,9 +174,10 @@ def test_record_is_saved_before_each_action_runs(tmp_path, clock):
     run = make_run(tmp_path, clock)
     outcome, _ = drive(run, fakes(inspect=peek(base["inspect"]), scale_step=peek("scaled"),
                                   wait_instances=peek(base["wait_instances"]),
-                                  wait_elb=peek("healthy"), drain=peek("drained")))
+                                  wait_elb=peek("healthy"), bake=peek("baked"),
+                                  drain=peek("drained")))
     assert outcome.exit_code == 0
-    assert seen == {s: s for s in ("inspect", "scale", "wait-instances", "wait-elb", "drain")}
+    assert seen == {s: s for s in ("inspect", "scale", "wait-instances", "wait-elb", "bake", "drain")}
 
 
 def test_plan_decided_in_inspect_is_on_record_before_scale(tmp_path, clock):
@@ -382,7 +386,7 @@ def test_run_finished_reports_outcome_and_path(tmp_path, clock):
     assert (finished[0]["outcome"], finished[0]["exit_code"]) == ("done", 0)
     assert [p["state"] for p in finished[0]["path"]] == [
         "locked", "inspect", "scale", "wait-instances", "scale", "wait-instances",
-        "wait-elb", "drain"]
+        "wait-elb", "bake", "drain"]
     assert finished[0]["lock"] == "released"
 
 
@@ -396,3 +400,239 @@ def test_a_second_signal_still_records_the_run_as_interrupted(tmp_path, clock):
     assert (outcome.status, outcome.exit_code) == ("interrupted", 130)
     record = read_lock(run)
     assert record is not None and (record.status, record.state) == ("interrupted", "wait-instances")
+
+
+# --- the Machine and the spec are the truth (issue 9 §1) ------------------------------------
+
+def spec_file(tmp_path: Path, edit: Callable[[dict[str, Any]], None], name: str = "custom.yaml") -> Path:
+    """The packaged spec's data, edited, written to tmp_path."""
+    import yaml
+
+    from abfsm.spec import packaged_spec_path
+
+    data = yaml.safe_load(packaged_spec_path().read_text(encoding="utf-8"))
+    edit(data)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _route(data: dict[str, Any], trigger: str, source: str, dest: str) -> None:
+    for t in data["transitions"]:
+        if t["trigger"] == trigger and t["source"] == source:
+            t["dest"] = dest
+
+
+def test_the_run_follows_the_moves_of_the_spec_it_is_given(tmp_path, clock):
+    """A spec that checks the load balancer before the ASG (scaled -> wait-elb -> wait-instances)
+    is run in that order: the moves come from the spec's Machine, not from a built-in walk."""
+    def edit(data: dict[str, Any]) -> None:
+        _route(data, "scaled", "scale", "wait-elb")
+        _route(data, "healthy", "wait-elb", "wait-instances")
+        _route(data, "instances_ready", "wait-instances", "drain")
+
+    calls: list[str] = []
+    run = make_run(tmp_path, clock, spec=str(spec_file(tmp_path, edit)))
+    outcome, _ = drive(run, fakes(calls))
+    assert outcome.status == "done"
+    assert calls == ["locked", "inspect", "scale", "wait-elb", "wait-instances", "scale",
+                     "wait-elb", "wait-instances", "drain"]
+
+
+def test_a_trigger_declared_elsewhere_is_the_machines_error_on_record(tmp_path, clock):
+    """`drained` from scale is refused by the transitions Machine: its MachineError is the
+    recorded error type, and the run fails in scale."""
+    run = make_run(tmp_path, clock)
+    outcome, _ = drive(run, fakes(scale_step=lambda run: "drained"))
+    record = read_lock(run)
+    assert outcome.status == "failed" and record is not None
+    assert (record.failed_state, record.error_type) == ("scale", "MachineError")
+
+
+def test_a_final_states_exit_is_the_exit_code_even_after_an_error(tmp_path, clock):
+    """refused with exit 5 and failed with exit 7 in the spec: a refusal exits 5 and a failure
+    7 (before, the error's own code, 3 or 1, overrode the spec's)."""
+    def edit(data: dict[str, Any]) -> None:
+        data["states"]["refused"]["exit"] = 5
+        data["states"]["failed"]["exit"] = 7
+
+    path = str(spec_file(tmp_path, edit))
+
+    def refuse(run: Run) -> str:
+        raise Refused("both populated")
+
+    refused, _ = drive(make_run(tmp_path / "r", clock, spec=path), fakes(inspect=refuse))
+    failed, _ = drive(make_run(tmp_path / "f", clock, spec=path),
+                      fakes(wait_elb=lambda run: (_ for _ in ()).throw(StateFailed("no"))))
+    assert (refused.status, refused.exit_code) == ("refused", 5)
+    assert (failed.status, failed.exit_code) == ("failed", 7)
+
+
+def test_a_failure_state_called_broken_keeps_the_lock_and_offers_resume(tmp_path, clock):
+    """A spec whose failure state is `broken` (result: failure, keeps_lock, resumable) ends a
+    failed run there with the lock kept, status broken, and resume suggested."""
+    def edit(data: dict[str, Any]) -> None:
+        data["states"]["broken"] = data["states"].pop("failed")
+        for t in data["transitions"]:
+            if t["dest"] == "failed":
+                t["dest"] = "broken"
+
+    run = make_run(tmp_path, clock, spec=str(spec_file(tmp_path, edit)))
+    outcome, events = drive(run, fakes(wait_elb=lambda run: (_ for _ in ()).throw(StateFailed("no"))))
+    record = read_lock(run)
+    assert (outcome.status, outcome.exit_code) == ("broken", 1)
+    assert record is not None and (record.status, record.failed_state) == ("broken", "wait-elb")
+    assert [s.command for s in outcome.steps] == ["resume", "status", "unlock"]
+    assert named(events, "run.finished")[0]["description"] == "FAILED"
+
+
+@pytest.mark.parametrize(("timeout", "expected"), [(42, 42.0), ("health_check_timeout", 900.0)])
+def test_a_states_timeout_is_honoured(tmp_path, clock, timeout, expected):
+    """`timeout: 42` on wait-elb makes its wait give up after 42 s; naming a setting uses it."""
+    from abfsm.actions.waiting import Progress, wait_until
+
+    def never_ready(run: Run) -> str:
+        wait_until(run, lambda: Progress(0, 1, False, "0/1 healthy"))
+        return "healthy"
+
+    def edit(data: dict[str, Any]) -> None:
+        data["states"]["wait-elb"]["timeout"] = timeout
+
+    run = make_run(tmp_path, clock, spec=str(spec_file(tmp_path, edit)),
+                   health_check_timeout=900.0, update_timeout=10.0)
+    outcome, _ = drive(run, fakes(wait_elb=never_ready))
+    assert outcome.status == "failed"
+    assert f"after {expected:g} s" in outcome.message
+
+
+# --- issue 8: every end is reported -------------------------------------------------------------
+
+def test_a_release_that_fails_after_the_deployment_ends_exit_1_and_says_so(tmp_path, clock):
+    """Releasing the lock fails (DeleteObject denied) after drain: exit 1, run.finished last,
+    the summary says the deployment completed and names the unlock command (issue 8 #3)."""
+    from abfsm import cli, log
+    from abfsm.errors import ReleaseFailed
+
+    run = make_run(tmp_path, clock)
+
+    def denied(record: RunRecord) -> None:
+        raise ReleaseFailed("s3 DeleteObject failed: AccessDenied")
+
+    run.lock.release = denied  # type: ignore[method-assign]
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as events:
+        runner._started(run, "deploy")
+        outcome = runner.drive(run, "locked", actions=fakes(), render_next=cli.next_command)
+    assert outcome.exit_code == 1
+    assert events[-1]["event"] == "run.finished" and events[-1]["exit_code"] == 1
+    text = "\n".join(log.summary_lines(events[-1]))
+    assert "succeeded, but its lock could not be released" in text
+    assert "the deployment itself completed (done)" in text and "AccessDenied" in text
+    assert (f"abfsm unlock --environment qa --state-dir {tmp_path / 'state'} "
+            f"--run-id {run.record.run_id}") in text
+
+
+def test_an_unexpected_error_outside_an_action_still_ends_with_run_finished(tmp_path, clock):
+    """A bug while releasing (RuntimeError) does not escape drive(): run.finished is the last
+    event, exit 1, and the record keeps the exception type (issue 8 #3, #8)."""
+    run = make_run(tmp_path, clock)
+
+    def crash(record: RunRecord) -> None:
+        raise RuntimeError("disk on fire")
+
+    run.lock.release = crash  # type: ignore[method-assign]
+    outcome, events = drive(run, fakes())
+    assert outcome.exit_code == 1
+    assert [e["event"] for e in events][-2:] == ["run.crashed", "run.finished"]
+    assert run.record.error_type == "RuntimeError" and "disk on fire" in (run.record.last_error or "")
+
+
+def test_a_failure_before_any_change_releases_the_lock_and_keeps_the_record(tmp_path, clock):
+    """inspect fails (an AWS read denied): nothing was changed, so the failed record goes to
+    ENV/runs/, the lock is released and the summary says so; exit 1 (issue 8 #4)."""
+    from abfsm.errors import AwsError
+
+    def denied(run: Run) -> str:
+        raise AwsError("autoscaling DescribeAutoScalingGroups failed: AccessDenied")
+
+    run = make_run(tmp_path, clock)
+    outcome, _ = drive(run, fakes(inspect=denied))
+    assert (outcome.status, outcome.exit_code) == ("failed", 1)
+    assert not lock_path(run).exists()
+    archived = json.loads((Path(run.settings.state_dir) / "qa" / "runs" /
+                           f"{run.record.run_id}.json").read_text())
+    assert (archived["status"], archived["failed_state"]) == ("failed", "inspect")
+    assert outcome.lock == "released (nothing was changed in AWS)"
+    assert [s.command for s in outcome.steps] == []
+
+
+def test_a_failure_after_a_change_keeps_the_lock(tmp_path, clock):
+    """wait-instances fails after scale (a mutating call) ran: the lock is kept (issue 8 #4)."""
+    run = make_run(tmp_path, clock)
+    outcome, _ = drive(run, fakes(wait_instances=lambda run: (_ for _ in ()).throw(StateFailed("x"))))
+    assert outcome.status == "failed" and lock_path(run).exists()
+    assert outcome.lock.startswith("held by this run")
+
+
+def test_an_unexpected_exception_is_logged_at_error_with_its_traceback(tmp_path, clock):
+    """A KeyError in an action: the JSON state.failed line is level error, names the type and
+    carries the traceback; the record keeps type and message (issue 8 #8)."""
+    import io
+
+    from abfsm import log
+
+    def buggy(run: Run) -> str:
+        return {}["missing"]  # type: ignore[no-any-return]
+
+    out = io.StringIO()
+    log.configure("json", stream=out)
+    try:
+        run = make_run(tmp_path, clock)
+        runner.drive(run, "locked", actions=fakes(wait_instances=buggy))
+    finally:
+        log.reset()
+    (failed,) = [json.loads(line) for line in out.getvalue().splitlines()
+                 if '"state.failed"' in line]
+    assert failed["level"] == "error" and failed["error_type"] == "KeyError"
+    assert "Traceback" in failed["exception"] and "buggy" in failed["exception"]
+    assert run.record.error_type == "KeyError" and "'missing'" in (run.record.last_error or "")
+
+
+def test_rollback_on_failure_with_a_spec_without_rollback_is_a_usage_error(tmp_path):
+    """--rollback-on-failure with examples/specs/no-elb-wait.yaml (no rollback transition) is
+    refused before any AWS call, exit 2 (issue 8 #13)."""
+    from abfsm.errors import EXIT_USAGE, UsageError
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "specs" / "no-elb-wait.yaml"
+    settings = Settings(environment=ENV, spec=str(example), rollback_on_failure=True)
+    with pytest.raises(UsageError, match="declares no 'rollback' transition") as caught:
+        runner.deploy(settings, services=NoAws())  # type: ignore[arg-type]
+    assert caught.value.exit_code == EXIT_USAGE
+
+
+# --- issue 8 #14: the commands it suggests -------------------------------------------------
+
+def test_next_commands_carry_every_flag_that_finds_the_run(tmp_path, clock):
+    """A failed run's resume/status/unlock lines carry bucket, region, endpoint, profile, and
+    --spec for resume."""
+    from abfsm import cli
+
+    run = make_run(tmp_path, clock, region="eu-west-1", endpoint_url="http://127.0.0.1:5000",
+                   profile="ops")
+    run.settings.lock_bucket_name, run.settings.spec = "locks", "my spec.yaml"
+    outcome = runner.drive(run, "locked", actions=fakes(
+        wait_elb=lambda run: (_ for _ in ()).throw(StateFailed("no"))), render_next=cli.next_command)
+    conn = ("--environment qa --lock-bucket-name locks --region eu-west-1 "
+            "--endpoint-url http://127.0.0.1:5000 --profile ops")
+    assert outcome.next == [
+        f"fix the cause, then: abfsm resume {conn} --spec 'my spec.yaml'  (re-enters wait-elb)",
+        f"or inspect it: abfsm status {conn}",
+        f"or give up and free the environment: abfsm unlock {conn} --run-id {run.record.run_id}"]
+
+
+def test_a_run_that_holds_no_lock_suggests_no_resume_or_unlock(tmp_path, clock):
+    """Refused because another run holds the lock: only `status` is suggested."""
+    first = make_run(tmp_path, clock)
+    first.lock.acquire(first.record)
+    outcome, _ = drive(make_run(tmp_path, clock), fakes())
+    assert outcome.status == "refused"
+    assert [s.command for s in outcome.steps] == ["status"]

@@ -28,6 +28,13 @@ from tests.fakes import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_SPECS = sorted((ROOT / "examples" / "specs").glob("*.yaml"))
+EXAMPLE_ACTIONS = ROOT / "examples" / "actions"  # the third-party example's package
+
+
+@pytest.fixture(autouse=True)
+def _example_actions_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """examples/specs/third-party-action.yaml names an action of examples/actions/."""
+    monkeypatch.syspath_prepend(str(EXAMPLE_ACTIONS))
 ABFSM_KEYS = {"action", "timeout", "final", "exit", "keeps_lock", "description"}
 
 
@@ -85,6 +92,19 @@ def limbo(data: dict[str, Any]) -> None:
     data["transitions"].append({"trigger": "fail", "source": "limbo", "dest": "limbo"})
     working = [n for n, s in data["states"].items() if not s.get("final") and n != "limbo"]
     fail_only_from(*working)(data)
+
+
+def with_marker(action: str = "abfsm_example_checks:write_marker",
+                **params: Any) -> Callable[[dict[str, Any]], None]:
+    """An `announce` state between wait-elb and drain running a third-party action."""
+    def edit(data: dict[str, Any]) -> None:
+        body: dict[str, Any] = {"action": action}
+        if params:
+            body["params"] = params.get("raw", params)
+        data["states"]["announce"] = body
+        data["transitions"][transition_index(data, "healthy", "wait-elb")]["dest"] = "announce"
+        data["transitions"].append({"trigger": "written", "source": "announce", "dest": "drain"})
+    return edit
 
 
 N = len(packaged()["transitions"])  # index of an appended transition
@@ -157,15 +177,47 @@ BROKEN: list[tuple[str, Any, str, str]] = [
      "states.scale.exit", "only final states take this key"),
     ("transition-leaving-final", add_transition("again", "done", "locked"),
      f"transitions[{N}].source", "'done' is a final state; nothing leaves it"),
-    ("outcome-not-declared", drop_transition("healthy", "wait-elb"),
-     "states.wait-elb", "action 'wait_elb' can return 'healthy' but no transition from 'wait-elb'"),
+    ("outcome-not-declared", drop_transition("baked", "bake"),
+     "states.bake", "action 'bake' can return 'baked' but no transition from 'bake'"),
     ("trigger-not-an-outcome", add_transition("bogus", "drain", "done"),
      "states.drain", "trigger 'bogus' from 'drain' is not an outcome of action 'drain'"),
     ("missing-fail", fail_only_from("locked", "inspect", "empty", "scale", "wait-instances",
-                                    "wait-elb", "rollback"),
+                                    "wait-elb", "bake", "rollback"),
      "states.drain", "no 'fail' transition from working state 'drain'"),
     ("unknown-timeout-setting", set_key("states", "scale", "timeout", value="update_timeout"),
-     "states.scale.timeout", "unknown timeout setting 'update_timeout' (known: health_check_timeout)"),
+     "states.scale.timeout", "unknown timeout setting 'update_timeout' (known: "),
+    ("timeout-not-positive", set_key("states", "scale", "timeout", value=-5),
+     "states.scale.timeout", "must be more than 0 seconds, not -5"),
+    ("timeout-not-a-number", set_key("states", "scale", "timeout", value=[60]),
+     "states.scale.timeout", "must be a number of seconds or a setting's name, not list"),
+    ("params-not-mapping", set_key("states", "scale", "params", value=[1]),
+     "states.scale.params", "must be a mapping of parameter names, not list"),
+    ("param-of-action-without-params", set_key("states", "scale", "params", value={"step": 2}),
+     "states.scale.params.step", "unknown parameter of action 'scale_step' (it takes: none)"),
+    ("unknown-param", with_marker(path="x.txt", colour="red"),
+     "states.announce.params.colour", "unknown parameter of action "
+                                      "'abfsm_example_checks:write_marker' (it takes: path, text)"),
+    ("param-wrong-type", with_marker(path=3),
+     "states.announce.params.path", "must be str, not int (3)"),
+    ("param-missing-required", with_marker(),
+     "states.announce.params.path", "missing: action 'abfsm_example_checks:write_marker' requires it"),
+    ("third-party-module-missing", with_marker("nosuchpkg.checks:warm_cache", path="x"),
+     "states.announce.action", "cannot import 'nosuchpkg.checks' (ModuleNotFoundError"),
+    ("third-party-attribute-missing", with_marker("abfsm_example_checks:nope", path="x"),
+     "states.announce.action", "module 'abfsm_example_checks' has no attribute 'nope'"),
+    ("third-party-not-an-action", with_marker("abfsm_example_checks.marker:Path", path="x"),
+     "states.announce.action", "is a type, not an abfsm action"),
+    ("unknown-entry-point", with_marker("warm_cache", path="x"),
+     "states.announce.action", "unknown action 'warm_cache' (known: "),
+    ("final-result-unknown", set_key("states", "done", "result", value="great"),
+     "states.done.result", "must be one of success, failure, paused, not 'great'"),
+    ("resumable-without-lock", set_key("states", "rolled-back", "resumable", value=True),
+     "states.rolled-back.resumable", "a resumable final state must keep the lock"),
+    ("fail-to-a-success-state", set_key("states", "failed", "result", value="success"),
+     "states.locked", "'fail' from 'locked' leads to 'failed', which is not a final state "
+                      "with result: failure"),
+    ("result-on-working-state", set_key("states", "scale", "result", value="success"),
+     "states.scale.result", "only final states take this key"),
     ("bad-yaml", "version: 1\ninitial: locked\n  states: {}\n",
      "line 3", "not valid YAML: mapping values are not allowed here"),
     ("duplicate-yaml-key", "version: 1\ninitial: locked\ninitial: inspect\n",
@@ -228,9 +280,10 @@ def test_packaged_spec_loads() -> None:
     assert spec.path == "states.yaml (packaged)"
     assert spec.initial == "locked"
     assert spec.states["done"].final and spec.states["done"].exit == 0
-    assert Transition("healthy", "wait-elb", "drain") in spec.transitions
+    assert Transition("healthy", "wait-elb", "bake") in spec.transitions
+    assert Transition("baked", "bake", "drain") in spec.transitions
     assert set(spec.working_states) == {"locked", "inspect", "empty", "scale", "wait-instances",
-                                        "wait-elb", "drain", "rollback"}
+                                        "wait-elb", "bake", "drain", "rollback"}
 
 
 def test_root_states_yaml_is_the_packaged_spec() -> None:
@@ -280,13 +333,13 @@ def test_bad_spec_stops_cli_before_any_aws_call(tmp_path: Path, monkeypatch: pyt
     assert touched == []
     assert out == ""
     assert err.splitlines() == [f"abfsm deploy: {bad}: states.scale.action: unknown action "
-                                f"'scale_stepz' (known: {', '.join(sorted(ACTIONS))})"]
+                                f"'scale_stepz' (known: {', '.join(sorted(ACTIONS))}; or package.module:attribute)"]
     assert not (tmp_path / "state").exists()
 
 
 def test_bad_spec_subprocess_exits_2_with_one_line(tmp_path: Path) -> None:
     """`python -m abfsm deploy --spec BAD.yaml` exits 2, one stderr line, no AWS import."""
-    bad = write_spec(tmp_path, drop_transition("healthy", "wait-elb"))
+    bad = write_spec(tmp_path, drop_transition("baked", "bake"))
     env = dict(os.environ, AWS_ENDPOINT_URL="http://127.0.0.1:9", PYTHONPATH=str(ROOT))
     probe = ("import runpy, sys; sys.argv = ['abfsm'] + sys.argv[1:]\n"
              "try:\n    runpy.run_module('abfsm', run_name='__main__')\n"
@@ -298,7 +351,7 @@ def test_bad_spec_subprocess_exits_2_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == EXIT_USAGE
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert str(bad) in lines[0] and "states.wait-elb" in lines[0] and "'healthy'" in lines[0]
+    assert str(bad) in lines[0] and "states.bake" in lines[0] and "'baked'" in lines[0]
     assert proc.stdout == ""  # neither boto3 nor botocore was imported
     assert not (tmp_path / "state").exists()
 
@@ -330,7 +383,7 @@ def forward_fakes(spec: Spec, limit: int = 100) -> dict[str, Callable[[Run], str
         taken.add((run.state, trigger))
         return trigger
 
-    return {name: fake for name in ACTIONS}
+    return {st.action: fake for st in spec.states.values() if st.action}
 
 
 def no_client(service: str) -> Any:
@@ -360,8 +413,11 @@ def test_every_spec_drives_to_a_final_state(tmp_path: Path, clock: FakeClock,
 
 
 def test_example_specs_exist_and_differ_from_the_packaged_one() -> None:
-    """examples/specs/ holds at least one valid spec that is a different machine."""
+    """examples/specs/ holds valid specs, each a different machine (its moves, or its states'
+    params: bake-with-alarms.yaml is the packaged machine with a parameterised bake)."""
     assert EXAMPLE_SPECS
-    packaged_moves = set(load_spec(None, ACTIONS).transitions)
+    packaged = load_spec(None, ACTIONS)
     for path in EXAMPLE_SPECS:
-        assert set(load_spec(path, ACTIONS).transitions) != packaged_moves, path
+        spec = load_spec(path, ACTIONS)
+        assert (set(spec.transitions), dict(spec.states)) != (
+            set(packaged.transitions), dict(packaged.states)), path

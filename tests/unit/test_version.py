@@ -13,7 +13,7 @@ from abfsm import cli, runner
 from abfsm.actions import processes, version
 from abfsm.actions.base import Run
 from abfsm.aws.autoscaling import Group, Instance, TemplateRef
-from abfsm.aws.ec2 import TemplateVersion
+from abfsm.aws.launch_templates import TemplateVersion
 from abfsm.context import Plan, Settings
 from abfsm.errors import AwsError, Refused
 from abfsm.lock import LocalStore, Lock
@@ -79,7 +79,7 @@ class FakeAutoScaling:
 
 class FakeServices:
     def __init__(self, ec2: FakeEc2, autoscaling: FakeAutoScaling) -> None:
-        self.ec2, self.autoscaling = ec2, autoscaling
+        self.launch_templates, self.autoscaling = ec2, autoscaling
 
 
 def group(name: str, desired: int, version: str = "1", *, lt: str = LT,

@@ -77,7 +77,7 @@ def test_timeout_message_names_state_what_and_last_seen(tmp_path, clock):
         wait_until(run, Poller(clock))
     text = str(err.value)
     assert text.startswith("wait-elb: 3/4 InService in qa-public after 600 s")
-    assert "i-poll21 OutOfService in qa-public (Instance has failed)" in text
+    assert "qa-public: 1 OutOfService (Instance has failed: i-poll21)" in text
     assert "i-poll20" not in text  # what it saw *last*
     assert err.value.exit_code == 1
 
@@ -178,7 +178,7 @@ def test_wait_instances_requires_healthy_not_just_inservice(tmp_path, clock, aws
     with pytest.raises(WaitTimeout) as err:
         wait_instances(run)
     assert str(err.value).startswith("wait-instances: 3/4 InService and Healthy in qa-a after 90 s")
-    assert f"{sick} InService/Unhealthy" in str(err.value)
+    assert f"1 InService/Unhealthy ({sick})" in str(err.value)
     assert len(clock.sleeps) == 3
 
 
@@ -192,7 +192,7 @@ def test_wait_instances_requires_inservice_not_just_healthy(tmp_path, clock, aws
     run = make_run(tmp_path, clock, state="wait-instances", aws=services, plan=plan, timeout=30)
     with pytest.raises(WaitTimeout) as err:
         wait_instances(run)
-    assert f"{parked} Standby/Healthy" in str(err.value)
+    assert f"1 Standby/Healthy ({parked})" in str(err.value)
 
 
 def test_wait_instances_loops_back_to_scale_while_steps_remain(tmp_path, clock, aws, services):
