@@ -24,6 +24,7 @@ graph: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/api_calls.py
 	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/added_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .abfsm

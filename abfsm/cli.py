@@ -521,24 +521,26 @@ def _report(outcome: Any, fmt: str, args: argparse.Namespace | None = None) -> i
 # Settings that never change the IAM policy: left out of the iam-policy command a denial names.
 _NOT_IN_POLICY = {"log_format", "verbose", "state_dir", "endpoint_url", "profile",
                   "update_timeout", "health_check_timeout", "instance_count",
-                  "instance_count_step", "instance_count_match", "spec"}
+                  "instance_count_step", "instance_count_match", "notify_on",
+                  "pause_at_approval"}
+# Sinks that call AWS (the others, HTTP and syslog, need no permission and may hold secrets).
+_AWS_SINKS = ("sns:", "events:", "logs:")
 
 
 def _iam_hint(exc: BaseException, args: argparse.Namespace,
               saved: dict[str, Any] | None = None) -> None:
     """After an AccessDenied: name the refused IAM action and resource and the command that
     prints the policy this run needs."""
-    from abfsm.errors import AccessDenied
-
-    if not isinstance(exc, AccessDenied):
-        return
     from abfsm import iam
 
+    denied = iam.denial(exc)
+    if denied is None:
+        return
     try:
         settings = Settings.from_dict(saved) if saved else settings_from(args)
     except UsageError:
         return
-    action, resource = iam.refused(exc, settings.region)
+    action, resource = iam.refused(denied, settings.region)
     command = args.command if args.command in COMMANDS_IAM else "deploy"
     sys.stderr.write(f"abfsm: AWS refused {action} on {resource}; the policy this needs: "
                      f"{iam_policy_command(settings, command)}\n")
@@ -562,6 +564,8 @@ def iam_policy_command(settings: Settings, command: str = "deploy") -> str:
         if not flag or field in _NOT_IN_POLICY or not hasattr(settings, field):
             continue
         value = getattr(settings, field)
+        if field == "notify":
+            value = [v for v in value if str(v).startswith(_AWS_SINKS)]
         if value == getattr(defaults, field) and field != "environment":
             continue
         if isinstance(value, bool):

@@ -37,7 +37,15 @@ class Refused(AbfsmError):
 
 
 class LockHeld(Refused):
-    """Another run (or a manual freeze) holds the environment lock."""
+    """Another run (or a manual freeze) holds the environment lock.
+
+    `foreign`: what holds it is not a readable abfsm record (a manual freeze, or a corrupt
+    record): only `abfsm unlock --force` lifts it.
+    """
+
+    def __init__(self, message: str, *, foreign: bool = False) -> None:
+        self.foreign = foreign
+        super().__init__(message)
 
 
 class LockLost(Refused):

@@ -53,6 +53,7 @@ class Scope:
     resource_type: str | None = None  # None: the action supports no resource-level permissions
     arn: str = ""  # that resource type's ARN format, as the page writes it
     condition_keys: tuple[str, ...] = ()  # the ones abfsm uses, each listed on the page
+    star_because: str = ""  # why abfsm still grants "*" although a resource type exists
 
 
 _ASG_ARN = ("arn:${Partition}:autoscaling:${Region}:${Account}:autoScalingGroup:${GroupId}:"
@@ -74,7 +75,12 @@ SCOPES: dict[str, Scope] = {
     "s3:PutObject": Scope(_S3, "object", _OBJECT_ARN),
     "s3:DeleteObject": Scope(_S3, "object", _OBJECT_ARN),
     "s3:ListBucket": Scope(_S3, "bucket", _BUCKET_ARN, ("s3:prefix",)),
-    "cloudwatch:DescribeAlarms": Scope(_CLOUDWATCH, "alarm", _ALARM_ARN),
+    "cloudwatch:DescribeAlarms": Scope(
+        _CLOUDWATCH, "alarm", _ALARM_ARN,
+        star_because="the alarm gate reads composite alarms too, and AWS returns those only "
+                     "to a cloudwatch:DescribeAlarms permission scoped to * (API reference: "
+                     "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/"
+                     "API_DescribeAlarms.html)"),
     # Calls of features on their way (gates, launch template versions, suspended processes,
     # notification sinks): looked up now, so a new declaration finds its scope here.
     "autoscaling:ResumeProcesses": Scope(_AUTOSCALING, "autoScalingGroup", _ASG_ARN),
@@ -224,7 +230,11 @@ def declared_calls(spec: Spec, settings: Settings, command: str) -> list[tuple[s
     for cmd in commands:
         cfg = settings if cmd == "deploy" else replace(settings, dry_run=False)
         if cmd in _RUNS_STATES:
-            out += state_calls(spec, cfg)
+            for who, call in state_calls(spec, cfg):
+                out.append((who, call))
+                if call.service == "s3" and call.api == "GetObject" and \
+                        call.resource in _MAYBE_ABSENT:
+                    out.append((who, _ABSENT_IS_404))
         out += lock_calls(cfg, cmd)
     return out
 
@@ -241,7 +251,6 @@ class Where:
     region: str
     account: str
     partition: str = "aws"
-    alarms: tuple[str, ...] = ()
 
     @property
     def asg_names(self) -> list[str]:
@@ -250,12 +259,8 @@ class Where:
 
 
 def where_from(settings: Settings, account_id: str | None = None) -> Where:
-    alarms = list(getattr(settings, "alarms", ()) or ())
-    prefix = getattr(settings, "alarm_prefix", None)
-    if prefix:
-        alarms.append(f"{prefix}*")
     return Where(settings.environment, settings.single_asg, settings.lock_bucket_name,
-                 settings.region or "*", account_id or "*", alarms=tuple(alarms))
+                 settings.region or "*", account_id or "*")
 
 
 def _fill(template: str, where: Where, **values: str) -> str:
@@ -264,6 +269,8 @@ def _fill(template: str, where: Where, **values: str) -> str:
     return re.sub(r"\$\{(\w+)\}", lambda m: names.get(m.group(1), "*"), template)
 
 
+# Documents an action reads before they exist (an approval request not yet decided).
+_MAYBE_ABSENT = ("lock-bucket", "approvals")
 # S3 object symbols -> (statement, key under the lock bucket).
 _OBJECT_KEYS = {"lock": ("EnvironmentLock", "ENV.lock"), "runs": ("RunRecords", "ENV/runs/*"),
                 "approvals": ("Approvals", "ENV/approvals/*"),
@@ -279,6 +286,8 @@ def grant_for(call: AwsCall, who: str, where: Where) -> Grant:
     if scope.resource_type is None:
         return Grant(action, ("*",), "NoResourceLevelPermissions", (who,),
                      f"AWS supports no resource-level permissions for {action} ({scope.doc})")
+    if scope.star_because:
+        return Grant(action, ("*",), "AllResourcesRequired", (who,), scope.star_because)
     symbol = call.resource
     if symbol.startswith("asg:"):
         arns = tuple(_fill(scope.arn, where, GroupFriendlyName=n) for n in where.asg_names)
@@ -297,11 +306,6 @@ def grant_for(call: AwsCall, who: str, where: Where) -> Grant:
                ) if symbol == "bucket:404" else \
             f"list {where.environment}/runs/ (the run history)"
         return Grant(action, (arn,), "LockBucket", (who,), why)
-    if symbol == "alarm" and scope.resource_type == "alarm":
-        names = where.alarms or ("*",)
-        arns = tuple(_fill(scope.arn, where, AlarmName=n) for n in names)
-        return Grant(action, arns, "Alarms", (who,), "the named alarms only" if where.alarms
-                     else "alarms are named at run time")
     if symbol == "launch-template" and scope.resource_type == "launch-template":
         arn = _fill(scope.arn, where, LaunchTemplateId="*")
         return Grant(action, (arn,), "LaunchTemplates", (who,),
@@ -310,13 +314,47 @@ def grant_for(call: AwsCall, who: str, where: Where) -> Grant:
                  f"abfsm cannot name the {symbol!r} resource before the run")
 
 
+def sink_grants(settings: Settings, command: str, where: Where) -> list[Grant]:
+    """The --notify sinks' calls (SNS topic, EventBridge bus, CloudWatch Logs group): deploy
+    and resume start them; a dry run sends nothing."""
+    if not settings.notify or settings.dry_run and command == "deploy":
+        return []
+    if command not in ("deploy", "resume", "all"):
+        return []
+    from abfsm.notify.parse import parse_sink
+
+    out = []
+    for text in settings.notify:
+        sink = parse_sink(text)
+        who = (f"--notify {sink.kind}",)
+        target = sink.target
+        for action in sink.aws_calls(create=settings.notify_create):
+            if sink.kind == "sns":
+                arns: tuple[str, ...] = (target,)
+                why = "the named topic only"
+            elif sink.kind == "events":
+                arns = (target if target.startswith("arn:") else
+                        f"arn:aws:events:{where.region}:{where.account}:event-bus/{target}",)
+                why = "the named event bus only"
+            else:
+                group = (f"arn:aws:logs:{where.region}:{where.account}:log-group:"
+                         f"{sink.log_group}")
+                if action == "logs:PutLogEvents":  # resource type log-stream
+                    arns = (f"{group}:log-stream:*",)
+                else:  # log-group: its documented ARN, and the NAME:* form AWS also checks
+                    arns = (group, f"{group}:*")
+                why = f"the log group {sink.log_group} and its streams only"
+            out.append(Grant(action, arns, "NotificationSinks", who, why))
+    return out
+
+
 def grants(spec: Spec, settings: Settings, command: str = "deploy",
            account_id: str | None = None) -> list[Grant]:
     """The grants of one configuration, merged per (action, resources), sorted."""
     where = where_from(settings, account_id)
     merged: dict[tuple[str, tuple[str, ...]], Grant] = {}
-    for who, call in declared_calls(spec, settings, command):
-        g = grant_for(call, who, where)
+    found = [grant_for(call, who, where) for who, call in declared_calls(spec, settings, command)]
+    for g in found + sink_grants(settings, command, where):
         key = (g.action, g.resources)
         if key in merged:
             old = merged[key]
@@ -328,9 +366,10 @@ def grants(spec: Spec, settings: Settings, command: str = "deploy",
 
 # -- the document ------------------------------------------------------------------------------
 
-_SID_ORDER = ["NoResourceLevelPermissions", "EnvironmentAsgs", "LoadBalancers", "Alarms",
+_SID_ORDER = ["NoResourceLevelPermissions", "AllResourcesRequired", "EnvironmentAsgs",
               "LaunchTemplates", "EnvironmentLock", "RunRecords", "Approvals",
-              "EnvironmentDocuments", "LockBucket", "Unscoped", "NotInScopeTable"]
+              "EnvironmentDocuments", "LockBucket", "NotificationSinks", "Unscoped",
+              "NotInScopeTable"]
 
 
 def _sid_rank(sid: str) -> int:
@@ -405,6 +444,18 @@ def actions_of(doc: Mapping[str, Any]) -> list[str]:
 
 # -- what a refusal names ----------------------------------------------------------------------
 
+def denial(exc: BaseException | None) -> AccessDenied | None:
+    """The AccessDenied behind `exc`: itself, or what it was raised from or during (a lock
+    that could not be released because its DeleteObject was refused)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, AccessDenied):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
 def refused(exc: AccessDenied, region: str | None = None, account: str | None = None) -> tuple[str, str]:
     """(IAM action, resource) AWS refused, from the call that was refused."""
     p = exc.params
@@ -445,11 +496,12 @@ def readme_block() -> str:
     standard = Settings(environment="ENV", elb_names=["NAME"], lock_bucket_name="LOCK_BUCKET")
     spec = load(standard)
     every = replace(standard, elb_names=[], clean_up=True, rollback_on_failure=True,
-                    wait_for_scale_down=True)
+                    wait_for_scale_down=True, alarms=["ALARM"], bake_time=60.0)
     lines = [f"`abfsm iam-policy {README_FLAGS}` (the standard A/B deploy with a lock bucket):",
              "", "```json", render(grants(spec, standard)).rstrip("\n"), "```", "",
-             "Every action any command can need (`--command all`, load balancers discovered, "
-             "`--clean-up --rollback-on-failure --wait-for-scale-down`):", "",
+             "Every action any command can need with the packaged spec (`--command all`, load "
+             "balancers discovered, `--clean-up --rollback-on-failure --wait-for-scale-down "
+             "--alarm ALARM --bake-time 60`):", "",
              "| action | resource | needed by | why this resource |", "|---|---|---|---|"]
     for g in grants(spec, every, "all"):
         resources = "<br>".join(f"`{r}`" for r in g.resources)

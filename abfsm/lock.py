@@ -9,6 +9,7 @@ local state dir (link-to-create, compare-and-swap under flock, write-fsync-renam
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import hashlib
 import os
@@ -273,7 +274,8 @@ class Lock:
         """Raise LockHeld if anything holds the lock (dry-run's read-only check)."""
         holder = self.holder()
         if holder is not None:
-            raise LockHeld(f"{self.where} is held: {holder.describe(self.clock)}")
+            raise LockHeld(f"{self.where} is held: {holder.describe(self.clock)}",
+                           foreign=holder.record is None)
 
     def acquire(self, record: RunRecord) -> None:
         if self.read_only:
@@ -287,7 +289,8 @@ class Lock:
             if got is None or got.body != body:
                 holder = self._holder(got)
                 what = holder.describe(self.clock) if holder else "a lock that has just gone"
-                raise LockHeld(f"{self.where} is held: {what}") from None
+                raise LockHeld(f"{self.where} is held: {what}",
+                               foreign=holder is not None and holder.record is None) from None
             self.etag = got.etag  # our own create, whose answer was lost
         self.taken = True
 
@@ -385,7 +388,8 @@ class Lock:
         raise Refused(f"{self.where} changed {attempts} times while unlocking (a live run's "
                       "heartbeat?); nothing removed, try again")
 
-    def _archive_unlocked(self, record: RunRecord, *, force: bool) -> None:
+    def _archive_unlocked(self, removed: RunRecord, *, force: bool) -> None:
+        record = copy.deepcopy(removed)  # the Holder returned still describes what was removed
         now = utc_iso(self.clock.now())
         record.unlocked = {"by": started_by(), "at": now, "force": force,
                            "status": record.status, "state": record.failed_state or record.state}

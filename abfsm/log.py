@@ -358,11 +358,11 @@ class ConsoleRenderer:
 
     @staticmethod
     def _drain_nothing(e: dict[str, Any]) -> str:
-        return f"  drain: nothing to drain ({e['reason']})"
+        return f"  drain: nothing to drain{_because(e['reason'])}"
 
     @staticmethod
     def _wait_elb_skipped(e: dict[str, Any]) -> str:
-        return f"  wait-elb: no load balancer to wait for ({_lb_source(e['reason'])})"
+        return f"  wait-elb: no load balancer to wait for{_because(_lb_source(e['reason']))}"
 
     @staticmethod
     def _asg_emptied(e: dict[str, Any]) -> str:
@@ -405,9 +405,9 @@ class ConsoleRenderer:
         if lbs and source.startswith("not waited for"):  # the spec has no state that waits
             text += f"{', '.join(lbs)} {source}"
         elif lbs:
-            text += f"waits for {', '.join(lbs)} ({source})" if source else f"waits for {', '.join(lbs)}"
+            text += f"waits for {', '.join(lbs)}{_because(source)}"
         else:
-            text += f"no load balancer to wait for ({source})" if source else "no load balancer to wait for"
+            text += f"no load balancer to wait for{_because(source)}"
         if e.get("empty_first"):
             text += f"; empties {e['empty_first']} first"
         if e.get("serving"):
@@ -473,12 +473,13 @@ class ConsoleRenderer:
 
     @staticmethod
     def _alarm_fired(e: dict[str, Any]) -> str:
+        # the state.failed line that follows quotes the StateReason
         since = f" since {e['since']}" if e.get("since") else ""
-        return f"  ✗ {e['state']}: alarm {e['alarm']} is in ALARM{since}: {e['reason']}"
+        return f"  {e['state']}: CloudWatch alarm {e['alarm']} is in ALARM{since}"
 
     @staticmethod
     def _bake_skipped(e: dict[str, Any]) -> str:
-        return f"  {e['state']}: skipped ({e['reason']})"
+        return f"  {e['state']}: skipped{_because(e['reason'])}"
 
     @staticmethod
     def _bake_started(e: dict[str, Any]) -> str:
@@ -609,6 +610,14 @@ def _aws_line(e: dict[str, Any]) -> str:
     """`    aws SERVICE Action Param=value ...`: the call as the API (and CloudTrail) names it."""
     params = [f"{k}={_short(v)}" for k, v in (e.get("params") or {}).items()]
     return " ".join([f"    aws {e['service']} {e['action']}", *params])
+
+
+def _because(reason: str) -> str:
+    """A reason after a sentence: ` (reason)`, or `, reason` when it has parentheses of its own
+    (never `(bake time 0 (--bake-time))`); "" for no reason."""
+    if not reason:
+        return ""
+    return f", {reason}" if "(" in reason else f" ({reason})"
 
 
 def _words(trigger: str) -> str:

@@ -96,13 +96,14 @@ _SCHEMA: dict[str, tuple[str, bool]] = {
     "run_id": (_STR, True), "environment": (_STR, True), "spec_version": (_INT, True),
     "state": (_STR, True), "status": (_STR, True), "started_at": (_TIME, True),
     "heartbeat": (_TIME, True), "settings": (_DICT, False), "context": (_DICT, False),
-    "history": (_LIST, False), "last_error": (_STR, False), "failed_state": (_STR, False),
+    "history": (_LIST, False), "last_error": (_STR, False), "error_type": (_STR, False),
+    "failed_state": (_STR, False),
     "exit_code": (_INT, False), "started_by": (_DICT, False), "finished_at": (_TIME, False),
     "spec": (_DICT, False), "write_seq": (_INT, False), "unlocked": (_DICT, False),
     "kind": (_STR, True),
     "schema": (_INT, True),
 }
-_NULLABLE = {"last_error", "failed_state", "exit_code", "finished_at", "unlocked"}
+_NULLABLE = {"last_error", "error_type", "failed_state", "exit_code", "finished_at", "unlocked"}
 
 
 def schema_problem(data: dict[str, Any]) -> str:

@@ -395,8 +395,12 @@ class _Driver:
             what = "completed" if not final.failed else f"ended {final.name}"
             err = ReleaseFailed(f"the deployment itself {what} ({final.name}), but the lock "
                                 f"could not be released: {exc}")
+            err.__cause__ = exc  # what refused the release stays findable (an AccessDenied)
             record.last_error = str(err)
+            # What AWS refused (e.g. AccessDenied on DeleteObject) is what the CLI explains.
+            cause = exc.__cause__ or exc.__context__
             return self._finish(err.exit_code, final.name, err, release_failed=True,
+                                cause=cause if isinstance(cause, AbfsmError) else None,
                                 description=f"{description}, but its lock could not be released")
         except AbfsmError as exc:
             return self._finish(1, final.name, exc,
@@ -440,7 +444,9 @@ class _Driver:
 
     def _finish(self, exit_code: int, status: str, error: BaseException | None, *,
                 description: str, release_failed: bool = False,
-                released_why: str = "") -> Outcome:
+                released_why: str = "", cause: BaseException | None = None) -> Outcome:
+        """Log run.finished and build the Outcome; `cause`: the underlying error the Outcome
+        reports (the CLI adds hints for it), when `error` wraps one."""
         run, record, plan, settings = self.run, self.run.record, self.run.plan, self.run.settings
         if release_failed:
             lock_state = f"could not be released: still at {run.lock.where}"
@@ -456,17 +462,23 @@ class _Driver:
         steps = _next_steps(run, status, error, holds=holds)
         next_lines = [self.render_next(step, settings) for step in steps]
         message = str(error) if error else ""
+        ended = run.spec.states.get(status)
+        said_no = (error is None and ended is not None and ended.failed
+                   and bool(record.last_error))  # a gate's no (Run.said_no), routed
+        if said_no:
+            message = str(record.last_error)
         _log.info(
             "run.finished", outcome=status, description=description, exit_code=exit_code,
             duration_s=round(run.clock.monotonic() - self.started, 3), path=self.path,
-            final_state=record.state, failed_state=record.failed_state if error else None,
+            final_state=record.state,
+            failed_state=record.failed_state if error or said_no else None,
             error=message or None, active=plan.active, target=plan.target,
             active_count=plan.active_count, target_count=plan.target_count,
             lock=lock_state, next=next_lines, dry_run=settings.dry_run,
             changed=sorted(_changed_resources(run, self.actions)),
         )
         return Outcome(exit_code, status, message, record, list(self.path), lock_state,
-                       next_lines, steps, error)
+                       next_lines, steps, cause or error)
 
 
 def _failure_trigger(run: Run, exc: AbfsmError, triggers: set[str]) -> str:
@@ -527,14 +539,23 @@ def _next_steps(run: Run, status: str, error: BaseException | None, *,
         ended = run.spec.states.get(status)
         resumable = status in (INTERRUPTED, RUNNING) or (ended is not None and ended.resumable)
         steps = []
+        checkpoint = ended is not None and ended.final and ended.result == "paused"
+        if checkpoint:  # e.g. an approval with --pause-at-approval: decide, then resume
+            steps += [NextStep("approve", "decide"),
+                      NextStep("reject", "or", note="add --reason TEXT")]
         if resumable:
             where = _left_state(record, run.spec) if ended is not None else record.state
-            why = "fix the cause, then" if error is not None else "carry it on"
+            why = ("then" if checkpoint else
+                   "fix the cause, then" if error is not None else "carry it on")
             steps.append(NextStep("resume", why, note=f"re-enters {where}"))
         steps.append(NextStep("status", "or inspect it" if steps else "inspect it"))
         steps.append(NextStep("unlock", "or give up and free the environment", run_id))
         return steps
     if isinstance(error, LockHeld):
-        return [NextStep("status", "see who holds it")]
+        steps = [NextStep("status", "see who holds it")]
+        if error.foreign:  # a manual freeze or an unreadable record: only --force lifts it
+            steps.append(NextStep("unlock", "if that freeze is over (or the record is corrupt), "
+                                            "lift it", {"force": True}))
+        return steps
     return []
 

@@ -105,7 +105,8 @@ def approval(run: Run) -> str:
         if decided:
             seen.update(got)  # type: ignore[arg-type]
         return Progress(ready=int(decided), total=1, done=decided, summary="no decision",
-                        not_ready=[] if decided else [{"id": "approval:", "state": command}],
+                        not_ready=[] if decided else [{"id": f"approval: {command}",
+                                                        "state": "(no decision yet)"}],
                         what="decision")
 
     wait_until(run, check)  # a timeout fails the state
@@ -121,6 +122,10 @@ def _take(run: Run, doc: Mapping[str, Any]) -> str:
     run.log.info("approval.decided", state=run.state, decision=decision,
                  by=str(doc.get("decided_by") or "?"), at=str(doc.get("decided_at") or ""),
                  reason=doc.get("reason"))
+    if decision == REJECTED:
+        why = f": {doc['reason']}" if doc.get("reason") else ""
+        run.said_no(f"{run.state}: rejected by {doc.get('decided_by')} at "
+                    f"{doc.get('decided_at')}{why}")
     return decision
 
 

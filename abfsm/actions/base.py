@@ -98,6 +98,11 @@ class Run:
         self.record.context = self.plan.to_dict()
         self.lock.save(self.record)
 
+    def said_no(self, why: str) -> None:
+        """A gate returning its `failed` / `rejected` outcome says why: if the run then ends
+        in a failure state, the summary and the record name this state and reason."""
+        self.record.last_error, self.record.failed_state = why, self.state
+
 
 @dataclass(frozen=True)
 class Action:

@@ -85,6 +85,7 @@ def hook(run: Run) -> str:
         return "passed"
     run.log.error("hook.failed", state=run.state, command=command, exit_code=code,
                   duration_s=duration)
+    run.said_no(f"{run.state}: hook {_shown(command)} exited {code}")
     return "failed"
 
 

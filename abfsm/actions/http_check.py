@@ -182,6 +182,8 @@ def http_check(run: Run) -> str:
         run.log.error("http_check.failed", state=run.state, timeout_s=run.timeout(),
                       targets=[{"target": t.name, "url": t.url, "answered": t.answered,
                                 "at": t.at} for t in failing])
+        run.said_no(f"{run.state}: no pass within {run.timeout():g} s: " + "; ".join(
+            f"{t.name}: {t.answered} at {t.at or '-'}" for t in failing))
         return "failed"
     run.log.info("http_check.passed", state=run.state, urls=[t.url for t in checked],
                  successes=need)

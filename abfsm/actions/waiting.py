@@ -35,26 +35,17 @@ def wait_until(run: Run, check: Callable[[], Progress], *, alarms: bool = False,
     A 600 s timeout at a 30 s interval polls at 0, 30, ..., 600 s: 21 polls, then fails with a
     message naming the state, what it waited for and what it saw last.
     """
-    timeout = run.timeout() if timeout is None else timeout
-    interval = run.settings.update_timeout
-    watch = alarm_gate.watch_for(run) if alarms else alarm_gate.AlarmSet()
-    start = run.clock.monotonic()
-    poll = 0
-    while True:
-        if watch:
-            alarm_gate.check_during_wait(run, watch)
-        progress = check()
-        poll += 1
-        elapsed = run.clock.monotonic() - start
-        remaining = max(0.0, timeout - elapsed)
-        _logged(run, poll, progress, elapsed, remaining)
+    limit = run.timeout() if timeout is None else timeout
+
+    def settle(progress: Progress, elapsed: float, remaining: float) -> bool:
         if progress.done:
-            return progress
+            return True
         if remaining <= 0:
-            raise WaitTimeout(f"{run.state}: {progress.summary} after {timeout:g} s"
+            raise WaitTimeout(f"{run.state}: {progress.summary} after {limit:g} s"
                               + _not_ready_tail(progress.not_ready))
-        run.clock.sleep(min(interval, remaining))
-        run.heartbeat()
+        return False
+
+    return _poll(run, check, limit, alarms, settle)
 
 
 def hold_for(run: Run, seconds: float, check: Callable[[], Progress], *,
@@ -64,6 +55,20 @@ def hold_for(run: Run, seconds: float, check: Callable[[], Progress], *,
     The first poll whose progress is not done fails the state, naming what dropped out and
     when. 300 s at a 30 s interval polls at 0, 30, ..., 300 s: 11 polls.
     """
+    def settle(progress: Progress, elapsed: float, remaining: float) -> bool:
+        if not progress.done:
+            raise StateFailed(f"{run.state}: {progress.summary} after {elapsed:.0f} s of "
+                              f"{seconds:g} s" + _not_ready_tail(progress.not_ready))
+        return remaining <= 0
+
+    return _poll(run, check, seconds, alarms, settle)
+
+
+def _poll(run: Run, check: Callable[[], Progress], limit: float, alarms: bool,
+          settle: Callable[[Progress, float, float], bool]) -> Progress:
+    """The loop both share: alarms first (one DescribeAlarms per watched set), then `check`,
+    one `wait.progress` event, then `settle` ends the wait (True), fails it (raises) or
+    lets it sleep until the next poll (False), with a heartbeat after each sleep."""
     interval = run.settings.update_timeout
     watch = alarm_gate.watch_for(run) if alarms else alarm_gate.AlarmSet()
     start = run.clock.monotonic()
@@ -74,21 +79,14 @@ def hold_for(run: Run, seconds: float, check: Callable[[], Progress], *,
         progress = check()
         poll += 1
         elapsed = run.clock.monotonic() - start
-        remaining = max(0.0, seconds - elapsed)
-        _logged(run, poll, progress, elapsed, remaining)
-        if not progress.done:
-            raise StateFailed(f"{run.state}: {progress.summary} after {elapsed:.0f} s of "
-                              f"{seconds:g} s" + _not_ready_tail(progress.not_ready))
-        if remaining <= 0:
+        remaining = max(0.0, limit - elapsed)
+        run.log.info("wait.progress", state=run.state, poll=poll, ready=progress.ready,
+                     total=progress.total, what=progress.what, not_ready=progress.not_ready,
+                     elapsed_s=round(elapsed, 3), remaining_s=round(remaining, 3))
+        if settle(progress, elapsed, remaining):
             return progress
         run.clock.sleep(min(interval, remaining))
         run.heartbeat()
-
-
-def _logged(run: Run, poll: int, progress: Progress, elapsed: float, remaining: float) -> None:
-    run.log.info("wait.progress", state=run.state, poll=poll, ready=progress.ready,
-                 total=progress.total, what=progress.what, not_ready=progress.not_ready,
-                 elapsed_s=round(elapsed, 3), remaining_s=round(remaining, 3))
 
 
 def _not_ready_tail(not_ready: list[dict[str, Any]], limit: int = 8) -> str:

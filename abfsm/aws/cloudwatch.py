@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timezone
 from typing import Any
 
 from abfsm.aws._call import call
@@ -18,7 +19,7 @@ class Alarm:
     name: str
     state: str  # OK, ALARM or INSUFFICIENT_DATA
     reason: str = ""  # StateReason: why it is in that state
-    since: str = ""  # StateUpdatedTimestamp, ISO 8601
+    since: str = ""  # StateUpdatedTimestamp, ISO 8601 UTC (2026-01-01T12:00:00Z)
 
     @property
     def firing(self) -> bool:
@@ -58,6 +59,7 @@ class CloudWatch:
 
 def _alarm(a: dict[str, Any]) -> Alarm:
     since: Any = a.get("StateUpdatedTimestamp")
+    if hasattr(since, "astimezone"):
+        since = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Alarm(a["AlarmName"], str(a.get("StateValue", "INSUFFICIENT_DATA")),
-                 str(a.get("StateReason", "") or ""),
-                 since.isoformat() if hasattr(since, "isoformat") else str(since or ""))
+                 str(a.get("StateReason", "") or ""), str(since or ""))

@@ -111,6 +111,7 @@ class World:
         self._elb_draining: dict[tuple[str, str], float] = {}  # -> draining until
         self._tg_draining: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._t: float | None = None  # the event time while the world applies an event
+        self.calls = 0  # AWS calls answered while this world was active (query protocols)
 
     # -- time ------------------------------------------------------------------------------
 
@@ -453,6 +454,7 @@ def _tick_before_every_call() -> None:
             if world is None:
                 return original(self)
             with world.lock:
+                world.calls += 1
                 world.clock.on_call()
                 world.tick()
                 return original(self)

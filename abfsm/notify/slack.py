@@ -88,6 +88,8 @@ def _approval(e: dict[str, Any], started: dict[str, Any] | None) -> dict[str, An
     blocks = [_header(f":raised_hand: {head}")]
     if e.get("command"):
         blocks.append(_section("*To approve*\n" + _code(str(e["command"]))))
+    if e.get("reject"):
+        blocks.append(_section("*To reject*\n" + _code(str(e["reject"]))))
     blocks.append(_context(f"run {e.get('run_id')}"))
     return {"text": head, "blocks": blocks}
 

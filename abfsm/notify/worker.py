@@ -33,8 +33,10 @@ def _logger() -> Any:
 
 
 class _Channel:
+    """One sink, its queue and its thread."""
+
     def __init__(self, sink: Sink, select: frozenset[str] | None,
-                 report: Callable[[Sink, str], None], scrub: Scrubber) -> None:
+                 report: Callable[[Sink, str], None]) -> None:
         self.sink = sink
         self.select = select  # None: every event (logs, syslog)
         self.queue: queue.Queue[Any] = queue.Queue(QUEUE_MAX)
@@ -42,7 +44,6 @@ class _Channel:
         self.dropped = 0
         self._failed_lock = threading.Lock()
         self._report = report
-        self._scrub = scrub
         self.thread = threading.Thread(target=self._run, name=f"abfsm-notify-{sink.kind}", daemon=True)
 
     def wants(self, event: dict[str, Any]) -> bool:
@@ -94,7 +95,7 @@ class _Channel:
 
     def _fail(self, exc: Exception) -> None:
         if self.claim_failure():
-            self._report(self.sink, self._scrub(str(exc) or type(exc).__name__))
+            self._report(self.sink, str(exc) or type(exc).__name__)
 
 
 class Notifier:
@@ -108,7 +109,7 @@ class Notifier:
         self._scrub = Scrubber(s for s in secrets if s)
         self._bound: dict[str, Any] = {}  # run_id / env of the run, for notify.failed
         self._started: dict[str, Any] | None = None
-        self._channels = [_Channel(sink, select, self._report, self._scrub) for sink, select in channels]
+        self._channels = [_Channel(sink, select, self._report) for sink, select in channels]
         self._threads = {ch.thread for ch in self._channels}
         self._closed = False
 

@@ -3,6 +3,7 @@ retries becomes Interrupted at once (never an AwsError, never retried)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -28,6 +29,15 @@ def signals() -> Iterator[SystemClock]:
     yield clock
     for sig, handler in saved.items():
         signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def no_keyboard_interrupt() -> Iterator[None]:
+    """A KeyboardInterrupt escaping call() fails the test (instead of stopping pytest)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        pytest.fail(f"call() let KeyboardInterrupt({exc}) through instead of Interrupted")
 
 
 def test_a_parameter_validation_error_is_reported_whole(services):
@@ -56,7 +66,7 @@ def test_a_signal_during_a_request_interrupts_the_call(aws, services, signals):
     client.meta.events.unregister("before-send.auto-scaling.DescribeAutoScalingGroups", failing)
     client.meta.events.register_first("before-send.auto-scaling.DescribeAutoScalingGroups",
                                       signal_on_second)
-    with pytest.raises(Interrupted, match="^stopped by SIGINT$"):
+    with no_keyboard_interrupt(), pytest.raises(Interrupted, match="^stopped by SIGINT$"):
         services.autoscaling.describe(["qa-a"])
     assert failing.attempts == 1  # the second attempt never got an answer, no third one
     assert signals.stop_reason == "SIGINT" and not in_blocking_call()
@@ -72,7 +82,7 @@ def test_a_signal_during_a_retry_back_off_interrupts_it(aws, services, signals, 
     started = time.monotonic()
     timer.start()
     try:
-        with pytest.raises(Interrupted, match="^stopped by SIGTERM$"):
+        with no_keyboard_interrupt(), pytest.raises(Interrupted, match="^stopped by SIGTERM$"):
             services.autoscaling.describe(["qa-a"])
     finally:
         timer.cancel()

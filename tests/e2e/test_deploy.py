@@ -89,11 +89,13 @@ def test_foreign_lock_object_is_left_alone_and_refused(cli, make, server):
         ("PUT", "/qa-locks/qa.lock")]
     assert capacities(make, ASGS) == before
     assert result.transitions == [("locked", "refused", "refuse")]
-    # The summary does not claim a lock it never took, nor suggests resuming or unlocking a
-    # lock this run does not hold; it says how to see who holds it.
+    # The summary does not claim a lock it never took, nor suggests resuming a lock this run
+    # does not hold; it says how to see who holds it and, a freeze being no run of abfsm's,
+    # how to lift it (issue 8 #9).
     assert result.finished["lock"] == "not taken"
     assert [step.split(": ", 1)[1] for step in result.finished["next"]] == [
-        "abfsm status --environment qa --lock-bucket-name qa-locks"]
+        "abfsm status --environment qa --lock-bucket-name qa-locks",
+        "abfsm unlock --environment qa --lock-bucket-name qa-locks --force"]
 
 
 def test_local_lock_of_another_run_is_refused(cli, make, server, tmp_path):

@@ -134,5 +134,5 @@ def test_an_instance_dropping_out_during_bake_fails_the_state(cli, make, server)
     assert result.transitions[-1] == ("bake", "failed", "fail")
     error = result.finished["error"]
     assert error.startswith("bake: 1 of 4 new instance(s) dropped out after 30 s of 300 s")
-    assert f"{stopped[0]} OutOfService in qa-public" in error
+    assert error.endswith(f"; qa-public: 1 OutOfService (Instance: {stopped[0]})")
     assert capacities(make, ASGS)["qa-a"]["desired"] == 4

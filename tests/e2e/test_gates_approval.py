@@ -59,6 +59,11 @@ def test_pause_exits_4_then_approve_and_resume_finish(make, server, tmp_path, cl
     assert paused.transitions[-1] == ("approval", "paused", "paused")
     recs = Records(make, "qa", bucket=BUCKET)
     assert recs.lock()["status"] == "paused"
+    assert paused.finished["next"][:3] == [
+        f"decide: abfsm approve --environment qa --lock-bucket-name {BUCKET}",
+        f"or: abfsm reject --environment qa --lock-bucket-name {BUCKET}  (add --reason TEXT)",
+        f"then: abfsm resume --environment qa --lock-bucket-name {BUCKET} --spec {SPEC}"
+        "  (re-enters approval)"]
     assert capacities(make, ["qa-a", "qa-b"])["qa-a"]["desired"] == 2  # the old ASG untouched
     assert cli("approve", *WHERE).returncode == 0
     resumed = cli("resume", *WHERE)
@@ -82,6 +87,8 @@ def test_reject_after_a_pause_rolls_back_while_the_old_asg_serves(make, server, 
     assert resumed.returncode == 1, resumed.stderr
     assert resumed.transitions == [("approval", "rollback", "rejected"),
                                    ("rollback", "rolled-back", "rolled_back")]
+    assert resumed.finished["failed_state"] == "approval"
+    assert resumed.finished["error"].endswith(": p99 latency doubled")
     caps = capacities(make, ["qa-a", "qa-b"])
     assert caps["qa-b"]["desired"] == 0 and caps["qa-a"]["desired"] == 2
     assert {i: s for i, s in elb_states(make, "qa-public").items() if i in old_ids} == {

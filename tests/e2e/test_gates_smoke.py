@@ -70,6 +70,8 @@ def test_a_failing_hook_rolls_back_while_the_old_asg_serves(cli, make, server, t
     assert result.transitions[-2:] == [("smoke-test", "rollback", "failed"),
                                        ("rollback", "rolled-back", "rolled_back")]
     assert result.named("hook.failed")[0]["exit_code"] == 1
+    assert (result.finished["failed_state"], result.finished["error"]) == (
+        "smoke-test", "smoke-test: hook ./smoke.sh exited 1")
     assert [e["line"] for e in result.named("hook.output")] == ["checkout: HTTP 500 from /cart"]
     assert answers.seen == []
     assert_rolled_back(make, old_ids)
@@ -102,6 +104,8 @@ def test_a_failing_http_check_rolls_back_naming_the_target(cli, make, server, tm
     assert [(t["target"], t["answered"]) for t in failed["targets"]] == [
         (sick, "HTTP 503 (expected 200)")]
     assert failed["timeout_s"] == 180 and failed["targets"][0]["at"].endswith("Z")
+    assert result.finished["error"] == (f"health-check: no pass within 180 s: {sick}: "
+                                        f"HTTP 503 (expected 200) at {failed['targets'][0]['at']}")
     assert_rolled_back(make, old_ids)
 
 

@@ -46,6 +46,17 @@ _ERROR_BODY = (b"<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError<
                b"<RequestId>fault</RequestId></ErrorResponse>")
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (a CLI interrupted mid-call) is no error of the proxy's."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 @dataclass(frozen=True)
 class Match:
     """Which requests a fault applies to: all given fields must match."""
@@ -78,8 +89,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self.fired: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -30,22 +30,26 @@ from typing import Any
 from abfsm import admin, iam, runner
 from abfsm.aws import Services, connect
 from abfsm.context import Settings
-from abfsm.errors import AbfsmError, AccessDenied
+from abfsm.errors import AbfsmError
 from tests.fakes import FakeClock
 from tests.support.aws_env import REGION, build_env
 
 USER = "abfsm-deployer"
-_UNSCOPED_IN_MOTO = ("autoscaling:", "elasticloadbalancing:")
+_UNSCOPED_IN_MOTO = ("autoscaling:", "elasticloadbalancing:", "cloudwatch:", "monitoring:")
 ADMIN_POLICY = {"Version": iam.VERSION,
                 "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
 def widened(doc: dict[str, Any]) -> dict[str, Any]:
-    """The document as moto can check it: Auto Scaling / ELB statements on "*", no conditions."""
+    """The document as moto can check it: Auto Scaling / ELB statements on "*", no conditions;
+    moto names CloudWatch's actions by its signing name (monitoring:X, IAM says cloudwatch:X)."""
     out = copy.deepcopy(doc)
     for stmt in out["Statement"]:
         stmt.pop("Condition", None)
         actions = [stmt["Action"]] if isinstance(stmt["Action"], str) else stmt["Action"]
+        actions = actions + [a.replace("cloudwatch:", "monitoring:", 1) for a in actions
+                             if a.startswith("cloudwatch:")]
+        stmt["Action"] = actions
         if all(a.startswith(_UNSCOPED_IN_MOTO) for a in actions):
             stmt["Resource"] = "*"
     return out
@@ -160,9 +164,9 @@ class Result:
 
 
 def _result(outcome: Any) -> Result:
-    err = outcome.error
+    denied = iam.denial(outcome.error)
     return Result(outcome.exit_code, outcome.status,
-                  iam.refused(err, REGION) if isinstance(err, AccessDenied) else None)
+                  iam.refused(denied, REGION) if denied else None)
 
 
 def _raised(fn: Callable[[], Any]) -> Result:
@@ -170,10 +174,10 @@ def _raised(fn: Callable[[], Any]) -> Result:
     would report it: its exit code)."""
     try:
         got = fn()
-    except AccessDenied as exc:
-        return Result(exc.exit_code, "error", iam.refused(exc, REGION))
     except AbfsmError as exc:
-        return Result(exc.exit_code, type(exc).__name__)
+        denied = iam.denial(exc)
+        return Result(exc.exit_code, "error" if denied else type(exc).__name__,
+                      iam.refused(denied, REGION) if denied else None)
     return _result(got) if isinstance(got, runner.Outcome) else Result(0, "ok")
 
 
@@ -284,6 +288,26 @@ def _populate_b_stopped(h: Enforced, s: Settings) -> None:
     break_instances(b, "stopped", make=h.admin)
 
 
+def _paused_run(h: Enforced, s: Settings) -> None:
+    """A run paused at its approval state (manual-approval.yaml, --pause-at-approval)."""
+    outcome = runner.deploy(s, services=Services(h.admin), clock=FakeClock())
+    assert (outcome.exit_code, outcome.status) == (4, "paused"), outcome
+
+
+def _both_populated(h: Enforced, s: Settings) -> None:
+    h.admin("autoscaling").update_auto_scaling_group(AutoScalingGroupName=f"{s.environment}-b",
+                                                     DesiredCapacity=1)
+
+
+def _approve(h: Enforced, s: Settings) -> Result:
+    from abfsm.actions.approval import decide
+
+    clock = FakeClock()
+    lock = runner.make_lock(s, h.services(), clock)
+    return _raised(lambda: decide(lock, clock, "approved", "ok"))
+
+
+_APPROVAL_SPEC = str(Path(__file__).resolve().parents[2] / "examples/specs/manual-approval.yaml")
 _DEPLOY = Scenario("deploy", (0, "done"))
 _LOCKED = Scenario("lock held by another", (3, "refused"), prepare=_foreign_lock)
 _LB = {"elb_names": ["qa-public"]}
@@ -321,6 +345,15 @@ MODES: tuple[Mode, ...] = (
     Mode("ALB target groups", {**_BUCKET, "target_group_arns": ["TG0"]}, _D,
          env={"classic_elb": False, "target_groups": 1}),
     Mode("load balancers discovered", {**_BUCKET}, _D, env={"target_groups": 1}),
+    Mode("alarm gate and bake", {**_LB, **_BUCKET, "alarms": ["ALARM"], "bake_time": 20.0}, _D),
+    Mode("approval (paused)", {**_LB, **_BUCKET, "spec": _APPROVAL_SPEC,
+                               "pause_at_approval": True},
+         (Scenario("paused at the approval", (4, "paused")), _LOCKED,
+          Scenario("both ASGs populated: refused after the lock", (3, "refused"),
+                   prepare=_both_populated))),
+    Mode("approve", {**_LB, **_BUCKET, "spec": _APPROVAL_SPEC, "pause_at_approval": True},
+         (Scenario("a paused run approved", (0, "ok"), prepare=_paused_run, run=_approve),
+          Scenario("nothing to approve", (3, "Refused"), run=_approve)), command="approve"),
 )
 
 
@@ -346,6 +379,11 @@ class Lab:
             settings = replace(settings, elb_names=[f"{env}-public"])
         if settings.target_group_arns:
             settings = replace(settings, target_group_arns=list(built["target_groups"]))
+        if settings.alarms:
+            from tests.support.gates import put_alarm
+
+            put_alarm(self.make, f"{env}-5xx")
+            settings = replace(settings, alarms=[f"{env}-5xx"])
         return settings
 
     def run(self, mode: Mode, scenario: Scenario,
@@ -417,7 +455,7 @@ if __name__ == "__main__":
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": os.devnull,
                        "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
-    from tests import moto_fixes
+    from abfsm.emulator import fixes
 
-    moto_fixes.apply()
+    fixes.apply()
     sys.exit(main())

@@ -96,6 +96,23 @@ def write_log_schema(path: str | Path = README) -> bool:
     return True
 
 
+def write_actions(path: str | Path = README) -> bool:
+    """Rewrite the README's table of built-in actions from their declarations."""
+    import re
+
+    from abfsm.actions.reference import markdown_table
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    new = re.sub(r"(<!-- actions:start -->\n).*?(<!-- actions:end -->)",
+                 lambda m: m.group(1) + markdown_table().strip() + "\n" + m.group(2), text,
+                 flags=re.S)
+    if new == text:
+        return False
+    path.write_text(new, encoding="utf-8")
+    return True
+
+
 # The gate example specs the README draws (section "Gates"), each as `abfsm graph --spec` prints it.
 GATE_SPECS = ("examples/specs/bake-with-alarms.yaml", "examples/specs/smoke-test.yaml",
               "examples/specs/manual-approval.yaml")
@@ -172,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.readme}: graph {'updated' if changed else 'already up to date'}")
             changed = write_log_schema(args.readme)
             print(f"{args.readme}: log schema {'updated' if changed else 'already up to date'}")
+            changed = write_actions(args.readme)
+            print(f"{args.readme}: actions {'updated' if changed else 'already up to date'}")
             changed = write_gate_graphs(args.readme)
             print(f"{args.readme}: gate graphs {'updated' if changed else 'already up to date'}")
             changed = write_iam(args.readme)

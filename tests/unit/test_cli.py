@@ -274,15 +274,16 @@ def test_unlock_by_run_id_binds_that_run(aws, events, capsys):
 
 
 def test_unlock_prints_its_report_on_stdout_and_console_lines_on_stderr(aws, capsys):
-    """unlock: stdout is the one report line; stderr has the DeleteObject as a console line."""
+    """unlock: stdout is the one report line; stderr has its AWS calls as console lines."""
     record = seed_lock(aws)
     code = run_main(["unlock", "--environment", "qa", "--lock-bucket-name", "qa-locks", "--force"])
     out, err = capsys.readouterr()
     assert code == 0
     assert out.startswith(f"removed s3://qa-locks/qa.lock: run {record.run_id} ")
     assert not [line for line in (out + err).splitlines() if line.lstrip().startswith("{")]
-    (line,) = err.splitlines()
-    assert line.startswith("    aws s3 DeleteObject Bucket=qa-locks Key=qa.lock IfMatch=")
+    delete, archive = err.splitlines()  # the lock removed, the run archived as unlocked
+    assert delete.startswith("    aws s3 DeleteObject Bucket=qa-locks Key=qa.lock IfMatch=")
+    assert archive == f"    aws s3 PutObject Bucket=qa-locks Key=qa/runs/{record.run_id}.json"
 
 
 def test_status_prints_only_its_report(aws, capsys):

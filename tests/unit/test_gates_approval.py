@@ -37,7 +37,8 @@ def test_a_waiting_run_takes_an_approval_at_its_next_poll(tmp_path, clock):
     pending = [e for e in logs if e["event"] == "approval.pending"][0]
     assert pending["command"] == f"abfsm approve --environment qa --state-dir {tmp_path}/state"
     polls = [e for e in logs if e["event"] == "wait.progress"]
-    assert polls[0]["not_ready"] == [{"id": "approval:", "state": pending["command"]}]
+    assert polls[0]["not_ready"] == [{"id": f"approval: {pending['command']}",
+                                      "state": "(no decision yet)"}]
 
 
 def test_the_decision_is_in_the_run_history_with_who_when_and_why(tmp_path, clock):

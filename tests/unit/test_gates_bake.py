@@ -71,7 +71,7 @@ def test_an_instance_dropping_out_of_the_load_balancer_fails_the_state(tmp_path,
         bake(run)
     message = str(caught.value)
     assert message.startswith("bake: 1 of 3 new instance(s) dropped out after 60 s of 300 s")
-    assert f"{victim} OutOfService in qa-public" in message
+    assert message.endswith(f"; qa-public: 1 OutOfService (Instance: {victim})")
 
 
 def test_an_instance_unhealthy_in_its_asg_fails_the_state(tmp_path, clock, aws, services):
@@ -81,7 +81,7 @@ def test_an_instance_unhealthy_in_its_asg_fails_the_state(tmp_path, clock, aws, 
     run = gate_run(tmp_path, clock, "bake", aws=services, plan=plan, bake_time=120,
                    update_timeout=30)
     aws("autoscaling").set_instance_health(InstanceId=victim, HealthStatus="Unhealthy")
-    with pytest.raises(StateFailed, match=f"{victim} InService/Unhealthy in qa-b"):
+    with pytest.raises(StateFailed, match=rf"1 InService/Unhealthy in qa-b \({victim}\)"):
         bake(run)
 
 

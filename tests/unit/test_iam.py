@@ -194,8 +194,13 @@ def test_the_scope_table_is_the_documentation_s() -> None:
     assert got == FROM_THE_DOCS
 
 
+SINKS = ["sns:arn:aws:sns:us-east-1:123456789012:deploys", "events:deploys",
+         "logs:/abfsm/qa:runs"]
+
 CONFIGS = [
     {"elb_names": ["qa-public"], "lock_bucket_name": BUCKET},
+    {"lock_bucket_name": BUCKET, "notify": SINKS, "notify_create": True, "alarms": ["qa-5xx"],
+     "bake_time": 60.0},
     {"lock_bucket_name": BUCKET, "single_asg": True, "clean_up": True, "rollback_on_failure": True,
      "wait_for_scale_down": True},
     {"environment": "qa-*", "lock_bucket_name": BUCKET, "dry_run": True},
@@ -205,8 +210,9 @@ CONFIGS = [
 
 def _arn_pattern(template: str) -> re.Pattern[str]:
     parts = re.split(r"(\$\{\w+\})", template)
-    rx = "".join(r"[^:]*" if p.startswith("${") and "ObjectName" not in p else
-                 ".*" if p.startswith("${") else re.escape(p) for p in parts)
+    free = ("${ObjectName}", "${LogGroupName}", "${LogStreamName}")  # may hold : or / or a * tail
+    rx = "".join(".*" if p in free else r"[^:]*" if p.startswith("${") else re.escape(p)
+                 for p in parts)
     return re.compile(rx + r"\Z")
 
 
@@ -221,12 +227,45 @@ def test_every_resource_is_of_the_type_aws_documents_for_its_action(
             scope = iam.SCOPES[action]  # every action abfsm can call is in the table
             resources = stmt["Resource"] if isinstance(stmt["Resource"], list) else [stmt["Resource"]]
             for resource in resources:
-                if scope.resource_type is None:
+                if scope.resource_type is None or scope.star_because:
                     assert resource == "*", (action, resource)
                 else:
                     assert _arn_pattern(scope.arn).match(resource), (action, resource, scope.arn)
             for keys in stmt.get("Condition", {}).values():
                 assert set(keys) <= set(scope.condition_keys), (action, keys)
+
+
+def test_notification_sinks_get_their_topic_bus_and_log_group_only() -> None:
+    """--notify sns/events/logs: Publish on the topic, PutEvents on the bus, the log group's
+    streams; a dry run sends nothing, so needs none of them."""
+    doc = iam.policy(_settings(notify=SINKS, region="us-east-1"), account_id="123456789012")
+    pairs = {(a, r) for a, r in iam.resources_of(doc) if a.split(":")[0] in ("sns", "events", "logs")}
+    group = "arn:aws:logs:us-east-1:123456789012:log-group:/abfsm/qa"
+    assert pairs == {("sns:Publish", "arn:aws:sns:us-east-1:123456789012:deploys"),
+                     ("events:PutEvents", "arn:aws:events:us-east-1:123456789012:event-bus/deploys"),
+                     ("logs:CreateLogStream", group), ("logs:CreateLogStream", group + ":*"),
+                     ("logs:PutLogEvents", group + ":log-stream:*")}
+    dry = iam.actions_of(iam.policy(_settings(notify=SINKS, dry_run=True)))
+    assert not [a for a in dry if a.split(":")[0] in ("sns", "events", "logs")]
+
+
+def test_the_alarm_gate_reads_alarms_on_star_and_says_why() -> None:
+    """--alarm: cloudwatch:DescribeAlarms on * (composite alarms need it), annotated with the page."""
+    gs = iam.grants(iam.load(_settings(alarms=["qa-5xx"])), _settings(alarms=["qa-5xx"]))
+    alarm = [g for g in gs if g.action == "cloudwatch:DescribeAlarms"]
+    assert [(g.resources, g.sid) for g in alarm] == [(("*",), "AllResourcesRequired")]
+    assert "composite alarms" in alarm[0].why and "API_DescribeAlarms" in alarm[0].why
+
+
+def test_an_approval_state_needs_its_documents_and_list_bucket(tmp_path: Path) -> None:
+    """The manual-approval spec: Get/PutObject under ENV/ and ListBucket (the request is absent
+    until written, and S3 answers 403 for an absent key without it)."""
+    spec = Path(__file__).resolve().parents[2] / "examples/specs/manual-approval.yaml"
+    doc = iam.policy(_settings(lock_bucket_name=BUCKET, spec=str(spec)))
+    pairs = set(iam.resources_of(doc))
+    assert {("s3:GetObject", "arn:aws:s3:::qa-locks/qa/*"),
+            ("s3:PutObject", "arn:aws:s3:::qa-locks/qa/*"),
+            ("s3:ListBucket", "arn:aws:s3:::qa-locks")} <= pairs
 
 
 def test_every_declared_call_of_every_action_is_in_the_scope_table() -> None:
@@ -305,7 +344,7 @@ def test_iam_policy_makes_no_aws_call() -> None:
     """In a fresh interpreter, iam-policy never imports botocore (so it cannot call AWS), even
     with no region or credentials configured."""
     code = ("import sys; from abfsm.cli import main; rc = main(['iam-policy', '--environment', "
-            "'qa', '--lock-bucket-name', 'b', '--command', 'all']); "
+            "'qa', '--lock-bucket-name', 'qa-locks', '--command', 'all']); "
             "assert 'botocore' not in sys.modules, 'botocore imported'; sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
@@ -392,3 +431,14 @@ def test_a_permission_error_is_raised_as_access_denied_naming_the_call(code: str
     assert (exc.service, exc.api, exc.params, exc.exit_code) == (
         "s3", "PutObject", {"Bucket": "b", "Key": "k"}, 1)
     assert str(exc) == f"s3 PutObject failed: {code}: no"
+
+
+def test_the_hint_command_keeps_what_changes_the_policy_only() -> None:
+    """--spec, --bake-time and AWS sinks are kept; a Slack sink (no AWS call, maybe a secret)
+    and --notify-on are left out."""
+    settings = _settings(spec="my.yaml", bake_time=30.0, notify_on=["run.finished"],
+                         notify=["slack:https://hooks.slack.com/…", "sns:arn:aws:sns:us-east-1:"
+                                 "123456789012:deploys"])
+    assert cli.iam_policy_command(settings) == (
+        "abfsm iam-policy --environment qa --bake-time 30.0 "
+        "--notify sns:arn:aws:sns:us-east-1:123456789012:deploys --spec my.yaml")

@@ -261,7 +261,8 @@ def test_unlock_archives_the_record_as_unlocked(tmp_path, clock):
     rec.state = "wait-elb"
     lock_for(tmp_path, clock).acquire(rec)
     clock.advance(60)
-    lock_for(tmp_path, clock).remove(run_id=None, force=True)
+    removed = lock_for(tmp_path, clock).remove(run_id=None, force=True)
+    assert removed.record is not None and removed.record.status == "running"  # as it was
     archived = RunRecord.from_json((tmp_path / "qa" / "runs" / "run-1.json").read_bytes())
     assert archived is not None and archived.status == "unlocked"
     assert archived.unlocked is not None

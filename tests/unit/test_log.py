@@ -458,3 +458,12 @@ def test_inspect_says_where_the_load_balancers_come_from(source, lbs, shown):
                                 steps=[2], empty_first=None, serving=None, lb_source=source,
                                 load_balancers=lbs[:1], target_groups=lbs[1:]))
     assert text == f"  inspect: no active ASG → qa-b, 2 instance(s) in one step; {shown}"
+
+
+@pytest.mark.parametrize("name", list(log_schema.EVENTS))
+def test_no_sentence_nests_a_reason_in_parentheses(name):
+    """A reason that carries its own `(--flag)` is not wrapped in more parentheses: no `))`."""
+    required = log_schema.EVENTS[name]["required"]
+    event = sample_event(name, **{k: "bake time 0 (--bake-time)" for k, t in required.items()
+                                  if t == "str" and k not in ("trigger", "next", "state")})
+    assert "))" not in console(event)

@@ -234,3 +234,14 @@ def test_notify_failed_has_a_console_sentence():
         "target": "https://hooks.slack.com/services/***", "reason": "HTTP 500"})
     assert text == ("  notify: slack https://hooks.slack.com/services/*** failed: HTTP 500 "
                     "(the run goes on; no more reports of this sink)")
+
+
+def test_slack_message_of_a_pending_approval_names_both_commands():
+    """approval.pending (the approval gate) shows the state and the approve and reject commands."""
+    payload = message({"event": "approval.pending", "env": "qa", "run_id": "r1", "state": "approval",
+                       "command": "abfsm approve --environment qa --run-id r1",
+                       "reject": "abfsm approve --environment qa --run-id r1 --reject", "pause": False,
+                       "timeout_s": 3600}, STARTED)
+    text = _texts(payload)
+    assert payload["text"] == "qa: waiting for approval in approval"
+    assert "abfsm approve --environment qa --run-id r1```" in text and "--reject```" in text

@@ -91,3 +91,17 @@ def test_the_notifier_is_flushed_even_when_the_run_raises(monkeypatch, tmp_path,
     code = cli.main(BASE + ["--notify", "events:default", "--log-format", "json",
                             "--state-dir", str(tmp_path)])
     assert code == 1 and closed == [True] and fake.tap not in log._taps
+
+
+def test_the_iam_policy_hint_names_sinks_redacted_and_no_notify_on():
+    """The iam-policy command a denial names keeps --notify (redacted: no secret) and leaves out
+    --notify-on, which changes no permission."""
+    from abfsm.context import Settings
+
+    settings = Settings(environment="qa", notify=["slack:https://hooks.slack.com/services/***",
+                                                  "sns:arn:aws:sns:us-east-1:123456789012:d"],
+                        notify_on=["run.finished"])
+    command = cli.iam_policy_command(settings)
+    assert "--notify 'slack:https://hooks.slack.com/services/***'" in command
+    assert "--notify sns:arn:aws:sns:us-east-1:123456789012:d" in command
+    assert "--notify-on" not in command

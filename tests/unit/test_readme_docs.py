@@ -21,3 +21,11 @@ def test_readme_log_schema_table_is_the_schema():
     """The README's log event table is exactly abfsm.log_schema.markdown_table()."""
     assert _block("log-schema") == markdown_table().strip(), (
         "README log schema drifted: run `make graph` (python -m tests.support.readme_graph --write)")
+
+
+def test_readme_actions_table_is_the_declarations():
+    """The README's table of built-in actions is exactly abfsm.actions.reference.markdown_table()."""
+    from abfsm.actions.reference import markdown_table as actions_table
+
+    assert _block("actions") == actions_table().strip(), (
+        "README actions table drifted: run `make graph` (python -m tests.support.readme_graph --write)")

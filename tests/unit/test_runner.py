@@ -429,14 +429,14 @@ def test_the_run_follows_the_moves_of_the_spec_it_is_given(tmp_path, clock):
     def edit(data: dict[str, Any]) -> None:
         _route(data, "scaled", "scale", "wait-elb")
         _route(data, "healthy", "wait-elb", "wait-instances")
-        _route(data, "instances_ready", "wait-instances", "drain")
+        _route(data, "instances_ready", "wait-instances", "bake")
 
     calls: list[str] = []
     run = make_run(tmp_path, clock, spec=str(spec_file(tmp_path, edit)))
     outcome, _ = drive(run, fakes(calls))
     assert outcome.status == "done"
     assert calls == ["locked", "inspect", "scale", "wait-elb", "wait-instances", "scale",
-                     "wait-elb", "wait-instances", "drain"]
+                     "wait-elb", "wait-instances", "bake", "drain"]
 
 
 def test_a_trigger_declared_elsewhere_is_the_machines_error_on_record(tmp_path, clock):
