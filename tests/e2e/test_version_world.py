@@ -129,3 +129,31 @@ def test_a_timeout_while_held_in_pending_wait_names_them(world, make, cli):
     assert failed["state"] == "wait-instances"
     for iid in instance_ids(make, "qa-b"):
         assert f"{iid} Pending:Wait/Healthy (held by a launch lifecycle hook" in failed["error"]
+
+
+def warm_pool(make: Any, asg: str) -> dict[str, str]:
+    resp = make("autoscaling").describe_warm_pool(AutoScalingGroupName=asg)
+    return {i["InstanceId"]: i["LifecycleState"] for i in resp.get("Instances", [])}
+
+
+def test_warm_pool_instances_are_counted_once_in_service(world, make, server, tmp_path):
+    """qa-b has a prepared warm pool: the scale-out takes its instances (warm start), the wait
+    counts each of them once InService and Healthy, never the pool's (refilled) instances,
+    and ends with exactly the count."""
+    build_env(make, "qa", active="a", active_count=2, classic_elb=False)
+    make("autoscaling").put_warm_pool(AutoScalingGroupName="qa-b", MaxGroupPreparedCapacity=4)
+    world(advance=3600)  # the pool has booted and stopped
+    pooled = warm_pool(make, "qa-b")
+    assert set(pooled.values()) == {"Warmed:Stopped"}
+    run = crash_cli.start(cli_env(server), tmp_path, "deploy", "--environment", "qa",
+                          "--instance-count", "2", *POLL)
+    assert run.finish() == 0, run.stderr
+    new = instance_ids(make, "qa-b")
+    assert len(new) == 2 and set(new) <= set(pooled)  # taken from the pool
+    polls = [p for p in run.named("wait.progress") if p["state"] == "wait-instances"]
+    assert all(p["total"] == 2 and p["ready"] <= 2 for p in polls)
+    assert (polls[-1]["ready"], polls[-1]["total"]) == (2, 2)
+    assert not [n for p in polls for n in p["not_ready"] if n["state"].startswith("Warmed")]
+    record = crash_cli.Records(make, "qa", state_dir=tmp_path / "state").archived()
+    [final] = record.values()
+    assert sorted(final["context"]["instance_ids"]) == sorted(new)
