@@ -127,8 +127,9 @@ def test_a_timeout_while_held_in_pending_wait_names_them(world, make, cli):
     assert result.returncode == 1
     [failed] = result.named("state.failed")
     assert failed["state"] == "wait-instances"
+    assert "2 Pending:Wait/Healthy (held by a launch lifecycle hook" in failed["error"]
     for iid in instance_ids(make, "qa-b"):
-        assert f"{iid} Pending:Wait/Healthy (held by a launch lifecycle hook" in failed["error"]
+        assert iid in failed["error"]
 
 
 def warm_pool(make: Any, asg: str) -> dict[str, str]:

@@ -110,8 +110,9 @@ def test_a_timeout_while_instances_are_pending_names_them_as_pending(tmp_path, c
         wait_instances(run)
     text = str(err.value)
     assert text.startswith("wait-instances: 0/2 InService and Healthy in qa-b after 60 s")
-    assert "i-1 Pending:Wait/Healthy (held by a launch lifecycle hook" in text
-    assert "i-2 Pending/Healthy" in text
+    assert ("1 Pending:Wait/Healthy (held by a launch lifecycle hook until "
+            "CompleteLifecycleAction or its heartbeat timeout: i-1)") in text
+    assert "1 Pending/Healthy (i-2)" in text
 
 
 def test_an_abandoned_instance_is_named_and_its_replacement_waited_for(tmp_path, clock):
@@ -144,7 +145,8 @@ def test_an_abandoned_instance_without_replacement_times_out_naming_it(tmp_path,
     with pytest.raises(WaitTimeout) as err:
         wait_instances(run)
     assert "1/2 InService and Healthy in qa-b (1 replaced: i-1)" in str(err.value)
-    assert "i-1 replaced (Pending:Wait/Healthy, then gone before it was ready" in str(err.value)
+    assert ("1 replaced (Pending:Wait/Healthy, then gone before it was ready; waiting for its "
+            "replacement: i-1)") in str(err.value)
 
 
 def test_warm_pool_instances_count_only_once_in_service(tmp_path, clock):
@@ -188,7 +190,7 @@ def test_drain_times_out_on_a_terminating_wait_that_never_ends(tmp_path, clock):
     run = make_run(tmp_path, clock, aws, state="drain", timeout=90)
     with pytest.raises(WaitTimeout) as err:
         drain(run)
-    assert "i-o1 Terminating:Wait in qa-a (held by a termination lifecycle hook)" in str(err.value)
+    assert "1 Terminating:Wait in qa-a (held by a termination lifecycle hook: i-o1)" in str(err.value)
     assert clock.sleeps == [30.0, 30.0, 30.0]
 
 
