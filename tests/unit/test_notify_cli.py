@@ -93,15 +93,14 @@ def test_the_notifier_is_flushed_even_when_the_run_raises(monkeypatch, tmp_path,
     assert code == 1 and closed == [True] and fake.tap not in log._taps
 
 
-def test_the_iam_policy_hint_names_sinks_redacted_and_no_notify_on():
-    """The iam-policy command a denial names keeps --notify (redacted: no secret) and leaves out
-    --notify-on, which changes no permission."""
+def test_the_iam_policy_hint_names_only_the_aws_sinks_and_no_notify_on():
+    """The iam-policy command a denial names keeps the --notify sinks that call AWS and leaves out
+    HTTP sinks (no permission; their URLs are credentials) and --notify-on (changes none)."""
     from abfsm.context import Settings
 
     settings = Settings(environment="qa", notify=["slack:https://hooks.slack.com/services/***",
                                                   "sns:arn:aws:sns:us-east-1:123456789012:d"],
                         notify_on=["run.finished"])
     command = cli.iam_policy_command(settings)
-    assert "--notify 'slack:https://hooks.slack.com/services/***'" in command
     assert "--notify sns:arn:aws:sns:us-east-1:123456789012:d" in command
-    assert "--notify-on" not in command
+    assert "slack" not in command and "--notify-on" not in command
