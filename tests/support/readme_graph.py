@@ -79,44 +79,38 @@ def write(path: str | Path = README) -> bool:
     return True
 
 
-def write_log_schema(path: str | Path = README) -> bool:
-    """Rewrite the README's log event table from abfsm.log_schema; True if it changed."""
+def _rewrite_block(path: str | Path, name: str, content: str) -> bool:
+    """Put `content` between the README's `<!-- NAME:start -->` and `<!-- NAME:end -->`
+    lines; True if the file changed."""
     import re
-
-    from abfsm.log_schema import markdown_table
 
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    new = re.sub(r"(<!-- log-schema:start -->\n).*?(<!-- log-schema:end -->)",
-                 lambda m: m.group(1) + markdown_table().strip() + "\n" + m.group(2), text,
-                 flags=re.S)
+    new = re.sub(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)",
+                 lambda m: m.group(1) + content + m.group(2), text, flags=re.S)
     if new == text:
         return False
     path.write_text(new, encoding="utf-8")
     return True
+
+
+def write_log_schema(path: str | Path = README) -> bool:
+    """Rewrite the README's log event table from abfsm.log_schema; True if it changed."""
+    from abfsm.log_schema import markdown_table
+
+    return _rewrite_block(path, "log-schema", markdown_table().strip() + "\n")
 
 
 def write_actions(path: str | Path = README) -> bool:
     """Rewrite the README's table of built-in actions from their declarations."""
-    import re
-
     from abfsm.actions.reference import markdown_table
 
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    new = re.sub(r"(<!-- actions:start -->\n).*?(<!-- actions:end -->)",
-                 lambda m: m.group(1) + markdown_table().strip() + "\n" + m.group(2), text,
-                 flags=re.S)
-    if new == text:
-        return False
-    path.write_text(new, encoding="utf-8")
-    return True
+    return _rewrite_block(path, "actions", markdown_table().strip() + "\n")
 
 
 # The gate example specs the README draws (section "Gates"), each as `abfsm graph --spec` prints it.
 GATE_SPECS = ("examples/specs/bake-with-alarms.yaml", "examples/specs/smoke-test.yaml",
               "examples/specs/manual-approval.yaml")
-_GATES = r"(<!-- gate-graphs:start -->\n).*?(<!-- gate-graphs:end -->)"
 
 
 def gate_graphs() -> str:
@@ -135,39 +129,23 @@ def gate_graphs() -> str:
 def current_gate_graphs(path: str | Path = README) -> str:
     import re
 
-    found = re.search(_GATES, Path(path).read_text(encoding="utf-8"), flags=re.S)
+    found = re.search(r"<!-- gate-graphs:start -->\n(.*?)<!-- gate-graphs:end -->",
+                      Path(path).read_text(encoding="utf-8"), flags=re.S)
     if not found:
         raise ReadmeGraphError(f"{path}: no <!-- gate-graphs:start --> ... end block")
-    return found.group(0)[len("<!-- gate-graphs:start -->\n"):-len("<!-- gate-graphs:end -->")]
+    return found.group(1)
 
 
 def write_gate_graphs(path: str | Path = README) -> bool:
     """Rewrite the README's gate-graphs block; True if it changed."""
-    import re
-
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    new = re.sub(_GATES, lambda m: m.group(1) + gate_graphs() + m.group(2), text, flags=re.S)
-    if new == text:
-        return False
-    path.write_text(new, encoding="utf-8")
-    return True
+    return _rewrite_block(path, "gate-graphs", gate_graphs())
 
 
 def write_iam(path: str | Path = README) -> bool:
     """Rewrite the README's IAM section from abfsm.iam's declarations; True if it changed."""
-    import re
-
     from abfsm.iam import readme_block
 
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    new = re.sub(r"(<!-- iam:start -->\n).*?(<!-- iam:end -->)",
-                 lambda m: m.group(1) + readme_block() + m.group(2), text, flags=re.S)
-    if new == text:
-        return False
-    path.write_text(new, encoding="utf-8")
-    return True
+    return _rewrite_block(path, "iam", readme_block())
 
 
 def _diff(have: str, want: str, name: str) -> str:
