@@ -1,0 +1,138 @@
+"""Both engines, same world, same outcome: `abfsm deploy` (runner) and a Step Functions
+execution of the compiled machine (moto's ASL interpreter, in process).
+
+moto gaps corrected or avoided here (not in the ASL): execution must be enabled with
+`mock_aws(config={"stepfunctions": {"execute_state_machine": True}})`; a SUCCEEDED
+execution's output must not hold the aws-sdk results' datetimes (moto does not serialise
+them; the Succeed state outputs only $.plan); Wait states sleep in real time, so the waits
+here use 1 s polls and moto's instant instances need none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from abfsm.actions import ACTIONS
+from abfsm.aws import connect
+from abfsm.clock import SystemClock
+from abfsm.context import Settings
+from abfsm.errors import AbfsmError
+from abfsm.record import parse
+from abfsm.sfn import engine
+from abfsm.spec import load_spec
+from tests.fakes import FakeClock
+from tests.support.aws_env import CREDENTIALS, REGION, build_env, capacities, client_factory
+
+BUCKET = "abfsm-locks"
+ROLE = "arn:aws:iam::123456789012:role/abfsm-sfn"
+ASGS = ["qa-a", "qa-b"]
+
+
+@pytest.fixture
+def make() -> Iterator[Callable[[str], Any]]:
+    """In-process moto with Step Functions executions enabled."""
+    from moto import mock_aws
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield client_factory()
+
+
+def _settings(**flags: Any) -> Settings:
+    return Settings("qa", no_elb_check=True, lock_bucket_name=BUCKET, update_timeout=1,
+                    health_check_timeout=3, **flags)
+
+
+def _local(settings: Settings) -> int:
+    from abfsm import runner
+
+    services = connect(region=REGION, credentials=CREDENTIALS)
+    return int(runner.deploy(settings, services=services, clock=FakeClock()).exit_code)
+
+
+def _sfn(settings: Settings) -> int:
+    services = connect(region=REGION, credentials=CREDENTIALS)
+    spec = load_spec(None, ACTIONS)
+    arn, _ = engine.deploy_machine(services, spec, "abfsm", ROLE)
+    clock = SystemClock()
+    _, execution = engine.start(services, settings, arn, clock)
+    try:
+        engine.outcome(engine.follow(services, execution, clock, interval=0.2))
+    except AbfsmError as exc:
+        return exc.exit_code
+    return 0
+
+
+ENGINES = {"local": _local, "sfn": _sfn}
+
+
+def _lock(make: Callable[[str], Any]) -> bytes | None:
+    try:
+        return bytes(make("s3").get_object(Bucket=BUCKET, Key="qa.lock")["Body"].read())
+    except make("s3").exceptions.NoSuchKey:
+        return None
+
+
+def _runs(make: Callable[[str], Any]) -> list[str]:
+    found = make("s3").list_objects_v2(Bucket=BUCKET, Prefix="qa/runs/").get("Contents", [])
+    return [o["Key"] for o in found]
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_standard_ab_deployment_ends_the_same_on_both_engines(make, engine_name):
+    """qa-a serving 2 -> qa-b 3 instances, qa-a at 0, lock released, one valid run record
+    (status done) archived, exit 0."""
+    build_env(make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    assert ENGINES[engine_name](_settings(instance_count=3)) == 0
+    caps = capacities(make, ASGS)
+    assert caps["qa-a"] == {"desired": 0, "min": 0, "max": 10, "instances": 0}
+    assert caps["qa-b"] == {"desired": 3, "min": 0, "max": 10, "instances": 3}
+    assert _lock(make) is None
+    [key] = _runs(make)
+    saved = parse(make("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())[0]
+    assert saved is not None and saved.status == "done" and saved.environment == "qa"
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_stepped_deployment_raising_max_size_ends_the_same(make, engine_name):
+    """--instance-count 5 --instance-count-step 2 over MaxSize 4: qa-b at 5 (MaxSize 5), qa-a 0."""
+    build_env(make, "qa", active="a", active_count=2, max_size=4, classic_elb=False,
+              bucket=BUCKET)
+    assert ENGINES[engine_name](_settings(instance_count=5, instance_count_step=2)) == 0
+    caps = capacities(make, ASGS)
+    assert caps["qa-b"] == {"desired": 5, "min": 0, "max": 5, "instances": 5}
+    assert caps["qa-a"]["desired"] == 0
+    assert _lock(make) is None
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_lock_held_is_refused_and_left_alone(make, engine_name):
+    """ENV.lock already there: exit 3, the lock's bytes untouched, no ASG changed."""
+    build_env(make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    make("s3").put_object(Bucket=BUCKET, Key="qa.lock", Body=b"held by hand\n")
+    assert ENGINES[engine_name](_settings(instance_count=3)) == 3
+    assert _lock(make) == b"held by hand\n"
+    assert capacities(make, ASGS)["qa-b"]["desired"] == 0
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_both_populated_is_refused_and_the_lock_released(make, engine_name):
+    """qa-a and qa-b both have instances: exit 3, nothing scaled, lock released."""
+    build_env(make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    make("autoscaling").update_auto_scaling_group(AutoScalingGroupName="qa-b", DesiredCapacity=1)
+    assert ENGINES[engine_name](_settings(instance_count=3)) == 3
+    caps = capacities(make, ASGS)
+    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (2, 1)
+    assert _lock(make) is None
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_zero_drains_the_active_asg_on_both_engines(make, engine_name):
+    """--zero: qa-a (2) to 0, qa-b untouched, lock released, exit 0."""
+    build_env(make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    assert ENGINES[engine_name](_settings(zero=True)) == 0
+    caps = capacities(make, ASGS)
+    assert caps["qa-a"]["desired"] == 0 and caps["qa-b"]["desired"] == 0
+    assert _lock(make) is None
