@@ -10,6 +10,7 @@ here use 1 s polls and moto's instant instances need none.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -45,11 +46,19 @@ def _settings(**flags: Any) -> Settings:
                     health_check_timeout=3, **flags)
 
 
+_SCALED: list[int] = []  # the target ASG's desired capacities, step by step, of the last run
+
+
 def _local(settings: Settings) -> int:
+    from structlog.testing import capture_logs
+
     from abfsm import runner
 
     services = connect(region=REGION, credentials=CREDENTIALS)
-    return int(runner.deploy(settings, services=services, clock=FakeClock()).exit_code)
+    with capture_logs() as logs:
+        code = int(runner.deploy(settings, services=services, clock=FakeClock()).exit_code)
+    _SCALED[:] = [e["desired"] for e in logs if e["event"] == "scale.step"]
+    return code
 
 
 def _sfn(settings: Settings) -> int:
@@ -60,9 +69,16 @@ def _sfn(settings: Settings) -> int:
     _, execution = engine.start(services, settings, arn, clock)
     try:
         engine.outcome(engine.follow(services, execution, clock, interval=0.2))
+        code = 0
     except AbfsmError as exc:
-        return exc.exit_code
-    return 0
+        code = exc.exit_code
+    history = client_factory()("stepfunctions").get_execution_history(
+        executionArn=execution, maxResults=1000)["events"]
+    calls = [json.loads(e["taskScheduledEventDetails"]["parameters"]) for e in history
+             if e["type"] == "TaskScheduled"
+             and e["taskScheduledEventDetails"]["resource"] == "updateAutoScalingGroup"]
+    _SCALED[:] = [c["DesiredCapacity"] for c in calls if c["DesiredCapacity"] > 0]
+    return code
 
 
 ENGINES = {"local": _local, "sfn": _sfn}
@@ -97,10 +113,12 @@ def test_standard_ab_deployment_ends_the_same_on_both_engines(make, engine_name)
 
 @pytest.mark.parametrize("engine_name", ENGINES)
 def test_stepped_deployment_raising_max_size_ends_the_same(make, engine_name):
-    """--instance-count 5 --instance-count-step 2 over MaxSize 4: qa-b at 5 (MaxSize 5), qa-a 0."""
+    """--instance-count 5 --instance-count-step 2 over MaxSize 4: qa-b scaled 2, 4, 5 (MaxSize
+    raised to 5), qa-a 0."""
     build_env(make, "qa", active="a", active_count=2, max_size=4, classic_elb=False,
               bucket=BUCKET)
     assert ENGINES[engine_name](_settings(instance_count=5, instance_count_step=2)) == 0
+    assert _SCALED == [2, 4, 5]
     caps = capacities(make, ASGS)
     assert caps["qa-b"] == {"desired": 5, "min": 0, "max": 5, "instances": 5}
     assert caps["qa-a"]["desired"] == 0
