@@ -154,3 +154,39 @@ def test_zero_drains_the_active_asg_on_both_engines(make, engine_name):
     caps = capacities(make, ASGS)
     assert caps["qa-a"]["desired"] == 0 and caps["qa-b"]["desired"] == 0
     assert _lock(make) is None
+
+
+@pytest.fixture
+def frozen(make: Callable[[str], Any]) -> Iterator[None]:
+    """The emulator's world model, frozen: new instances never leave Pending."""
+    from abfsm.emulator import world as world_model
+
+    world_model.activate(world_model.World(world_model.WorldClock(scale=0.0)))
+    yield
+    world_model.deactivate()
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_rollback_on_failure_scales_the_new_asg_back(make, frozen, engine_name):
+    """Instances never ready, --rollback-on-failure: exit 1, qa-b back to 0, qa-a still 2,
+    lock released."""
+    build_env(make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    assert ENGINES[engine_name](_settings(instance_count=2, rollback_on_failure=True)) == 1
+    caps = capacities(make, ASGS)
+    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (2, 0)
+    assert _lock(make) is None
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_a_failed_run_keeps_the_lock_and_a_cli_deploy_is_refused(make, frozen, engine_name):
+    """Instances never ready: exit 1, the lock kept with a valid record (status failed, the
+    error named), and a following `abfsm deploy` is refused (exit 3)."""
+    build_env(make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    assert ENGINES[engine_name](_settings(instance_count=2)) == 1
+    body = _lock(make)
+    assert body is not None
+    saved = parse(body)[0]
+    assert saved is not None and saved.status == "failed"
+    assert "wait-instances" in (saved.last_error or "")
+    assert _local(_settings(instance_count=2)) == 3
+    assert _lock(make) == body
