@@ -25,15 +25,13 @@ from typing import Any
 State = dict[str, Any]
 States = dict[str, State]
 
-# The error names AWS gives throttled aws-sdk calls (ServiceName.ExceptionName), and what
-# moto's interpreter gives any unmodelled ClientError of these services.
+# The error names AWS gives throttled aws-sdk calls (ServiceName.ExceptionName). moto's
+# interpreter names every unmodelled ClientError `service.serviceException` (s3.s3Exception),
+# throttling or not, so these Retry blocks are not exercised against moto yet.
 THROTTLING = {
-    "autoscaling": ["AutoScaling.ThrottlingException", "AutoScaling.RequestLimitExceededException",
-                    "autoscaling.autoscalingException"],
-    "elasticloadbalancing": ["ElasticLoadBalancing.ThrottlingException",
-                             "elasticloadbalancing.elasticloadbalancingException"],
-    "elasticloadbalancingv2": ["ElasticLoadBalancingV2.ThrottlingException",
-                               "elasticloadbalancingv2.elasticloadbalancingv2Exception"],
+    "autoscaling": ["AutoScaling.ThrottlingException", "AutoScaling.RequestLimitExceededException"],
+    "elasticloadbalancing": ["ElasticLoadBalancing.ThrottlingException"],
+    "elasticloadbalancingv2": ["ElasticLoadBalancingV2.ThrottlingException"],
     "s3": ["S3.SlowDownException", "S3.ThrottlingException"],
     "cloudwatch": ["CloudWatch.ThrottlingException", "CloudWatch.RequestLimitExceededException"],
 }
