@@ -8,6 +8,7 @@ from typing import Any
 from abfsm.clock import Clock, SystemClock
 from abfsm.context import Settings
 from abfsm.lock import stale_after_s
+from abfsm.log import trigger_words
 from abfsm.runner import make_lock, services_for
 
 
@@ -87,7 +88,8 @@ def _text(data: dict[str, Any]) -> list[str]:
                 why = f": {h['reason']}" if h.get("reason") else ""
                 lines.append(f"    {h['at']}  {h['approval']} by {h['by']} in {h['state']}{why}")
                 continue
-            lines.append(f"    {h['at']}  {h['src']} -> {h['dst']} ({h['trigger']}, {h['elapsed_s']} s)")
+            lines.append(f"    {h['at']}  {h['src']} -> {h['dst']} ({trigger_words(h['trigger'])}, "
+                         f"{h['elapsed_s']} s)")
     if data["recent"]:
         lines.append("recent runs:")
         for r in data["recent"]:

@@ -330,7 +330,7 @@ class Lock:
             raise
         except (AbfsmError, OSError) as exc:
             self._keep_final(record, f"could not archive its final record ({exc}), so the "
-                                     "lock was kept")
+                                     "lock was kept", exc)
         try:
             self.store.delete(self.etag)
         except PreconditionFailed:
@@ -340,10 +340,10 @@ class Lock:
         except Interrupted:
             raise
         except (AbfsmError, OSError) as exc:
-            self._keep_final(record, f"could not be released ({exc})")
+            self._keep_final(record, f"could not be released ({exc})", exc)
         self.etag = None
 
-    def _keep_final(self, record: RunRecord, why: str) -> None:
+    def _keep_final(self, record: RunRecord, why: str, cause: BaseException) -> None:
         """Rewrite the lock with the final record (best effort), then raise ReleaseFailed."""
         try:
             self.save(record)
@@ -354,7 +354,7 @@ class Lock:
             kept = f"rewriting it with the final status failed too ({exc})"
         raise ReleaseFailed(f"run {record.run_id} finished with status {record.status} "
                             f"(state {record.state}), but the lock {self.where} {why}; {kept}",
-                            status=record.status)
+                            status=record.status) from cause
 
     def remove(self, *, run_id: str | None, force: bool,
                attempts: int = UNLOCK_ATTEMPTS) -> Holder:

@@ -321,7 +321,7 @@ class ConsoleRenderer:
 
     @staticmethod
     def _transition(e: dict[str, Any]) -> str:
-        return (f"  {e['src']:<15} → {e['dst']:<15} ({_words(e['trigger'])}, "
+        return (f"  {e['src']:<15} → {e['dst']:<15} ({trigger_words(e['trigger'])}, "
                 f"{e['elapsed_s']:.2f} s)")
 
     @staticmethod
@@ -378,7 +378,7 @@ class ConsoleRenderer:
     def _state_failed(e: dict[str, Any]) -> str:
         error = str(e["error"])
         shown = error if error.startswith(f"{e['state']}:") else f"{e['state']}: {error}"
-        return f"  ✗ {shown}  (→ {_words(e['next'])}, exit {e['exit_code']})" + _traceback(e)
+        return f"  ✗ {shown}  (→ {trigger_words(e['next'])}, exit {e['exit_code']})" + _traceback(e)
 
     @staticmethod
     def _run_crashed(e: dict[str, Any]) -> str:
@@ -392,16 +392,14 @@ class ConsoleRenderer:
                         "will be drained to 0")
             if e.get("trigger") == "nothing_to_do":
                 return "  inspect: nothing to do: no ASG has instances to zero"
-            return f"  inspect: {_words(str(e.get('trigger')))}"
+            return f"  inspect: {trigger_words(str(e.get('trigger')))}"
         steps = [str(s) for s in e.get("steps") or []]
         stepping = ("in one step" if len(steps) <= 1
                     else f"in {len(steps)} steps (desired {' → '.join(steps)})")
         text = (f"  inspect: {e.get('active') or 'no active ASG'} → {e['target']}, "
                 f"{e.get('target_count')} instance(s) {stepping}; ")
         lbs = [_lb_name(n) for n in (e.get("load_balancers") or []) + (e.get("target_groups") or [])]
-        source = {"flags": "as given", "discovered": f"attached to {e['target']}",
-                  "none attached": f"none attached to {e['target']}"}.get(
-            str(e.get("lb_source")), _lb_source(str(e.get("lb_source") or "")))
+        source = lb_source_text(str(e.get("lb_source") or ""), str(e["target"]))
         if lbs and source.startswith("not waited for"):  # the spec has no state that waits
             text += f"{', '.join(lbs)} {source}"
         elif lbs:
@@ -587,9 +585,15 @@ def _because(reason: str) -> str:
     return f", {reason}" if "(" in reason else f" ({reason})"
 
 
-def _words(trigger: str) -> str:
+def trigger_words(trigger: str) -> str:
     """A trigger as a person reads it: `instances_ready` -> `instances ready`."""
     return trigger.replace("_", " ")
+
+
+def lb_source_text(source: str, target: str) -> str:
+    """inspect's `lb_source` as words: where the load balancers waited for come from."""
+    return {"flags": "as given", "discovered": f"attached to {target}",
+            "none attached": f"none attached to {target}"}.get(source, _lb_source(source))
 
 
 def _lb_source(source: str) -> str:

@@ -17,6 +17,7 @@ from abfsm.actions.planning import Walk, declared_action, walk
 from abfsm.aws.autoscaling import Group
 from abfsm.context import Plan, Settings
 from abfsm.errors import Refused, UsageError
+from abfsm.log import lb_source_text
 
 
 def asg_names(settings: Settings) -> list[str]:
@@ -251,7 +252,7 @@ def plan_lines(run: Run, trigger: str, groups: dict[str, Group]) -> list[str]:
     if plan.target:
         lbs = plan.load_balancers + [short_lb(t) for t in plan.target_groups]
         shown = ", ".join(lbs) if lbs else "no load balancer"
-        lines.append(f"wait for      {shown} ({plan.lb_source})")
+        lines.append(f"wait for      {shown} ({lb_source_text(plan.lb_source, plan.target)})")
     waits = ("drain waits for it, --wait-for-scale-down" if settings.wait_for_scale_down
              else "drain does not wait; pass --wait-for-scale-down to wait")
     for arn, delay in plan.deregistration_delays.items():

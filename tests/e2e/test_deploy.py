@@ -125,7 +125,7 @@ def test_dry_run_prints_the_plan_and_makes_no_mutating_call(cli, make, server):
     assert result.returncode == 0, result.stderr
     [plan] = result.named("plan")
     expected = ["PutObject qa-locks/qa.lock", "UpdateAutoScalingGroup qa-b DesiredCapacity=4",
-                "UpdateAutoScalingGroup qa-a MinSize=0 DesiredCapacity=0", "release the lock"]
+                "UpdateAutoScalingGroup qa-a DesiredCapacity=0 MinSize=0", "release the lock"]
     assert len(plan["calls"]) == len(expected)
     for call, words in zip(plan["calls"], expected, strict=True):
         assert words in call, plan["calls"]

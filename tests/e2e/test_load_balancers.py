@@ -121,7 +121,7 @@ def test_dry_run_plan_shows_load_balancers_and_deregistration_delays(cli, make, 
                  "--wait-for-scale-down")
     assert result.returncode == 0, result.stderr + result.stdout
     lines = result.named("plan")[0]["lines"]
-    assert "wait for      qa-public, targetgroup/qa-tg0, targetgroup/qa-tg1 (discovered)" in lines
+    assert "wait for      qa-public, targetgroup/qa-tg0, targetgroup/qa-tg1 (attached to qa-b)" in lines
     assert any(line.startswith("draining      targetgroup/qa-tg0 deregistration delay 300 s")
                for line in lines)
     assert any(line.startswith("draining      targetgroup/qa-tg1 deregistration delay 45 s")

@@ -166,7 +166,7 @@ def test_every_line_of_a_run_matches_the_schema(cli, make, server, extra):
     names = {e["event"] for e in events}
     common = {"run.started", "inspect.decided", "inspect.raise_max", "transition", "run.finished"}
     deployed = common | {"lock.acquired", "aws.call", "scale.step", "wait.progress",
-                         "drain.started"}
+                         "bake.skipped", "drain.started"}
     if extra == ("--dry-run",):
         assert names == common | {"lock.free", "plan"}
     elif extra == ("--verbose",):
@@ -203,4 +203,4 @@ def test_one_transition_event_per_state_change(cli, make, server):
     assert [src for src, _, _ in moves] == [p["state"] for p in result.finished["path"]]
     assert all(moves[i][1] == moves[i + 1][0] for i in range(len(moves) - 1))
     assert moves[0][0] == "locked" and moves[-1][1] == result.finished["final_state"] == "done"
-    assert len(moves) == 8  # locked, inspect, (scale, wait-instances) x2, wait-elb, drain
+    assert len(moves) == 9  # locked, inspect, (scale, wait-instances) x2, wait-elb, bake, drain

@@ -157,8 +157,9 @@ def test_drain_timeout_message_names_group_instance_state_and_reason(tmp_path, c
     assert text.startswith("drain: 0 instance(s) left in qa-a; "
                            "2 still registered in targetgroup/qa-tg0; "
                            "1 still registered in targetgroup/qa-tg1 after 120 s")
-    assert "i-old1 draining in targetgroup/qa-tg0 (Target.DeregistrationInProgress)" in text
-    assert "i-old2 healthy in targetgroup/qa-tg1" in text
+    assert ("targetgroup/qa-tg0: 2 draining (Target.DeregistrationInProgress: i-old1, i-old2)"
+            in text)
+    assert "targetgroup/qa-tg1: 1 healthy (i-old2)" in text
     assert err.value.exit_code == 1
 
 

@@ -332,7 +332,7 @@ def test_plan_lines_show_asgs_counts_steps_lbs_and_calls():
     assert "active ASG    qa-a (desired 4, 4 instance(s)) -> drained to 0" in text
     assert "target ASG    qa-b (desired 0, 0 instance(s)) -> 6 instance(s)" in text
     assert "desired capacity 2 -> 4 -> 6" in text
-    assert f"wait for      {ELB} (discovered)" in text
+    assert f"wait for      {ELB} (attached to qa-b)" in text
     assert "would call:" in text and "UpdateAutoScalingGroup qa-b DesiredCapacity=6" in text
 
 
