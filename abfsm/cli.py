@@ -730,6 +730,7 @@ def _cmd_sfn(args: argparse.Namespace) -> int:
     from abfsm.sfn import engine
 
     verb = args.sfn_command
+    _admin_logging(args)  # stdout is the ARN (or the document); log lines go to stderr
     if verb == "start":
         settings = settings_from(args)
         engine.check_start(settings, args.state_machine_arn)  # exit 2 before any AWS call

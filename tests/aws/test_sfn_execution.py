@@ -1,5 +1,6 @@
-"""Both engines, same world, same outcome: `abfsm deploy` (runner) and a Step Functions
-execution of the compiled machine (moto's ASL interpreter, in process).
+"""Both engines, same world, same outcome: `abfsm deploy` (runner) and `abfsm sfn deploy` +
+`abfsm sfn start --wait`, an execution of the compiled machine (moto's ASL interpreter, in
+process).
 
 moto gaps corrected or avoided here (not in the ASL): execution must be enabled with
 `mock_aws(config={"stepfunctions": {"execute_state_machine": True}})`; a SUCCEEDED
@@ -10,20 +11,18 @@ here use 1 s polls and moto's instant instances need none.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from abfsm.actions import ACTIONS
 from abfsm.aws import connect
-from abfsm.clock import SystemClock
+from abfsm.cli import main
 from abfsm.context import Settings
-from abfsm.errors import AbfsmError
 from abfsm.record import parse
-from abfsm.sfn import engine
-from abfsm.spec import load_spec
 from tests.fakes import FakeClock
 from tests.support.aws_env import CREDENTIALS, REGION, build_env, capacities, client_factory
 
@@ -61,17 +60,36 @@ def _local(settings: Settings) -> int:
     return code
 
 
+def _argv(settings: Settings) -> list[str]:
+    """The deploy flags of `settings` that these tests vary, as `sfn start` takes them."""
+    argv = ["--environment", settings.environment, "--lock-bucket-name", BUCKET,
+            "--no-elb-check", "--update-timeout", str(settings.update_timeout),
+            "--health-check-timeout", str(settings.health_check_timeout)]
+    if settings.zero:
+        argv.append("--zero")
+    else:
+        argv += ["--instance-count", str(settings.instance_count)]
+    if settings.instance_count_step:
+        argv += ["--instance-count-step", str(settings.instance_count_step)]
+    if settings.rollback_on_failure:
+        argv.append("--rollback-on-failure")
+    return argv
+
+
+def _cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(list(argv))
+    return code, out.getvalue().strip()
+
+
 def _sfn(settings: Settings) -> int:
-    services = connect(region=REGION, credentials=CREDENTIALS)
-    spec = load_spec(None, ACTIONS)
-    arn, _ = engine.deploy_machine(services, spec, "abfsm", ROLE)
-    clock = SystemClock()
-    _, execution = engine.start(services, settings, arn, clock)
-    try:
-        engine.outcome(engine.follow(services, execution, clock, interval=0.2))
-        code = 0
-    except AbfsmError as exc:
-        code = exc.exit_code
+    """`abfsm sfn deploy`, then `abfsm sfn start --wait` (in process, against moto)."""
+    code, arn = _cli("sfn", "deploy", "--name", "abfsm", "--role-arn", ROLE, "--region", REGION)
+    assert code == 0 and arn.startswith("arn:aws:states:"), arn
+    code, execution = _cli("sfn", "start", "--state-machine-arn", arn, *_argv(settings),
+                           "--region", REGION, "--wait")
+    assert execution.startswith("arn:aws:states:") and ":execution:abfsm:" in execution
     history = client_factory()("stepfunctions").get_execution_history(
         executionArn=execution, maxResults=1000)["events"]
     calls = [json.loads(e["taskScheduledEventDetails"]["parameters"]) for e in history
