@@ -57,9 +57,6 @@ def check_start(settings: Settings, state_machine_arn: str) -> None:
                          "ARN (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)")
     if not settings.lock_bucket_name:
         raise UsageError("--lock-bucket-name is required: an execution has no local lock")
-    if not settings.no_elb_check:
-        raise UsageError("the Step Functions engine does not wait for load balancers yet; "
-                         "pass --no-elb-check (or use `abfsm deploy`)")
     for flag, used in UNSUPPORTED:
         if used(settings):
             raise UsageError(f"{flag} is not supported by the Step Functions engine yet "
@@ -130,7 +127,7 @@ def role_policy(spec: Spec, lock_bucket: str | None) -> dict[str, Any]:
                     for svc, api in used_integrations(doc) if svc != "s3"})
     statements: list[dict[str, Any]] = []
     if other:
-        statements.append({"Sid": "AbfsmAutoScaling", "Effect": "Allow", "Action": other,
+        statements.append({"Sid": "AbfsmAsgsAndLoadBalancers", "Effect": "Allow", "Action": other,
                            "Resource": "*"})
     if s3:
         statements.append({"Sid": "AbfsmLock", "Effect": "Allow", "Action": s3,

@@ -309,10 +309,91 @@ def wait_instances(ctx: Ctx) -> States:
     }
 
 
+def _health_marks(kind: str) -> State:
+    """An inline Map over one instance's load balancers of `kind` ("tg" or "elb"): each
+    answers "ok" when the instance is healthy / InService there, else "-"."""
+    if kind == "tg":
+        call: State = {
+            "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:elasticloadbalancingv2:describeTargetHealth",
+            "Parameters": {"TargetGroupArn.$": "$.lb", "Targets": [{"Id.$": "$.id"}]},
+            "ResultSelector": {"h.$": "States.ArrayGetItem($.TargetHealthDescriptions, 0)"},
+            "Retry": [{"ErrorEquals": THROTTLING["elasticloadbalancingv2"], "IntervalSeconds": 2,
+                       "MaxAttempts": 6, "BackoffRate": 2.0}],
+            "Next": "state"}
+        state: State = {"Type": "Pass", "Parameters": {"s.$": "$.h.TargetHealth.State"},
+                        "Next": "mark"}
+        healthy = "healthy"
+    else:
+        call = {
+            "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:elasticloadbalancing:describeInstanceHealth",
+            "Parameters": {"LoadBalancerName.$": "$.lb", "Instances": [{"InstanceId.$": "$.id"}]},
+            "ResultSelector": {"h.$": "States.ArrayGetItem($.InstanceStates, 0)"},
+            "Retry": [{"ErrorEquals": THROTTLING["elasticloadbalancing"], "IntervalSeconds": 2,
+                       "MaxAttempts": 6, "BackoffRate": 2.0}],
+            "Next": "state"}
+        state = {"Type": "Pass", "Parameters": {"s.$": "$.h.State"}, "Next": "mark"}
+        healthy = "InService"
+    return {
+        "Type": "Map", "ItemsPath": "$.tgs" if kind == "tg" else "$.lbs",
+        "ItemSelector": {"lb.$": "$$.Map.Item.Value", "id.$": "$.id"},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "call", "States": {
+            "call": call, "state": state,
+            "mark": {"Type": "Choice", "Choices": [
+                {"Variable": "$.s", "StringEquals": healthy, "Next": "ok"}], "Default": "no"},
+            "ok": {"Type": "Pass", "Result": "ok", "End": True},
+            "no": {"Type": "Pass", "Result": "-", "End": True}}},
+        "ResultPath": f"$.{kind}_marks", "Next": "elb" if kind == "tg" else "sum"}
+
+
 def wait_elb(ctx: Ctx) -> States:
-    """Not compiled yet: `sfn start` requires --no-elb-check (engine.UNSUPPORTED), so the
-    load balancer wait is skipped as `abfsm deploy --no-elb-check` skips it."""
-    return {ctx.name(): _pass(ctx.to("healthy"))}
+    """Poll until every InService instance of the target ASG is healthy in each of its
+    target groups (DescribeTargetHealth) and InService in each classic ELB
+    (DescribeInstanceHealth), one call per instance and load balancer per poll; the old
+    ASG's instances never count. No load balancer attached (or --no-elb-check): skipped."""
+    s = ctx.name
+    per_instance: State = {"StartAt": "tg", "States": {
+        "tg": _health_marks("tg"), "elb": _health_marks("elb"),
+        "sum": {"Type": "Pass", "Parameters": {
+            "bad_tg.$": "States.ArrayContains($.tg_marks, '-')",
+            "bad_elb.$": "States.ArrayContains($.elb_marks, '-')"}, "Next": "verdict"},
+        "verdict": {"Type": "Choice", "Choices": [
+            {"Or": [{"Variable": "$.bad_tg", "BooleanEquals": True},
+                    {"Variable": "$.bad_elb", "BooleanEquals": True}], "Next": "not-yet"}],
+            "Default": "serving"},
+        "serving": {"Type": "Pass", "Result": "ok", "End": True},
+        "not-yet": {"Type": "Pass", "Result": "-", "End": True}}}
+    return {
+        s(): {"Type": "Choice", "Choices": [
+            {"Variable": "$.settings.no_elb_check", "BooleanEquals": True,
+             "Next": ctx.to("healthy")}], "Default": s("attached")},
+        s("attached"): _pass(s("any?"), {"tgs.$": "States.ArrayLength($.plan.target_groups)",
+                                         "lbs.$": "States.ArrayLength($.plan.load_balancers)"},
+                             "$.w"),
+        s("any?"): {"Type": "Choice", "Choices": [
+            {"And": [{"Variable": "$.w.tgs", "NumericEquals": 0},
+                     {"Variable": "$.w.lbs", "NumericEquals": 0}], "Next": ctx.to("healthy")}],
+            "Default": s("start")},
+        s("start"): _pass(s("describe"), {"n": 0}, "$.poll"),
+        s("describe"): _describe(ctx, "States.Array($.plan.target)", s("group"), "$.w"),
+        s("group"): _pass(s("check"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
+        s("check"): {"Type": "Map", "ItemsPath": "$.w.g.Instances",
+                     "ItemSelector": {"id.$": "$$.Map.Item.Value.InstanceId",
+                                      "tgs.$": "$.plan.target_groups",
+                                      "lbs.$": "$.plan.load_balancers"},
+                     "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **per_instance},
+                     "ResultPath": "$.w.marks",
+                     "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                                "Next": ctx.on_error}],
+                     "Next": s("tally")},
+        s("tally"): _pass(s("healthy?"), {"no.$": "States.ArrayContains($.w.marks, '-')",
+                                          "n.$": "States.ArrayLength($.w.marks)"}, "$.w"),
+        s("healthy?"): {"Type": "Choice", "Choices": [  # never with fewer than the count
+            {"And": [{"Variable": "$.w.no", "BooleanEquals": False},
+                     {"Variable": "$.w.n", "NumericGreaterThanEqualsPath": "$.count.n"}],
+             "Next": ctx.to("healthy")}],
+            "Default": s("count")},
+        **_poll_loop(ctx, s("describe"), "every new instance healthy in its load balancers"),
+    }
 
 
 def bake(ctx: Ctx) -> States:

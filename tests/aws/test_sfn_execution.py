@@ -24,7 +24,9 @@ from abfsm.cli import main
 from abfsm.context import Settings
 from abfsm.record import parse
 from tests.fakes import FakeClock
-from tests.support.aws_env import CREDENTIALS, REGION, build_env, capacities, client_factory
+from tests.support.aws_env import (
+    CREDENTIALS, REGION, build_env, capacities, client_factory, elb_states, instance_ids,
+)
 
 BUCKET = "abfsm-locks"
 ROLE = "arn:aws:iam::123456789012:role/abfsm-sfn"
@@ -36,13 +38,26 @@ def make() -> Iterator[Callable[[str], Any]]:
     """In-process moto with Step Functions executions enabled."""
     from moto import mock_aws
 
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        yield client_factory()
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+
+    # moto gap: the aws-sdk service names of the load balancer APIs are not boto3's.
+    overrides = StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
+    saved = dict(overrides)
+    overrides.update({"elasticloadbalancing": "elb", "elasticloadbalancingv2": "elbv2"})  # type: ignore[index]
+    try:
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            yield client_factory()
+    finally:
+        overrides.clear()  # type: ignore[attr-defined]
+        overrides.update(saved)  # type: ignore[attr-defined]
 
 
 def _settings(**flags: Any) -> Settings:
-    return Settings("qa", no_elb_check=True, lock_bucket_name=BUCKET, update_timeout=1,
-                    health_check_timeout=3, **flags)
+    flags.setdefault("no_elb_check", True)
+    return Settings("qa", lock_bucket_name=BUCKET, update_timeout=1, health_check_timeout=3,
+                    **flags)
 
 
 _SCALED: list[int] = []  # the target ASG's desired capacities, step by step, of the last run
@@ -63,8 +78,10 @@ def _local(settings: Settings) -> int:
 def _argv(settings: Settings) -> list[str]:
     """The deploy flags of `settings` that these tests vary, as `sfn start` takes them."""
     argv = ["--environment", settings.environment, "--lock-bucket-name", BUCKET,
-            "--no-elb-check", "--update-timeout", str(settings.update_timeout),
+            "--update-timeout", str(settings.update_timeout),
             "--health-check-timeout", str(settings.health_check_timeout)]
+    if settings.no_elb_check:
+        argv.append("--no-elb-check")
     if settings.zero:
         argv.append("--zero")
     else:
@@ -127,6 +144,19 @@ def test_standard_ab_deployment_ends_the_same_on_both_engines(make, engine_name)
     [key] = _runs(make)
     saved = parse(make("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())[0]
     assert saved is not None and saved.status == "done" and saved.environment == "qa"
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("lbs", [{"classic_elb": True}, {"classic_elb": True, "target_groups": 2}],
+                         ids=["classic-elb", "elb-and-2-target-groups"])
+def test_deployment_waits_for_the_discovered_load_balancers(make, engine_name, lbs):
+    """ELB (and target groups) discovered from qa-b: qa-b's 3 instances serve in each, qa-a 0."""
+    build_env(make, "qa", active="a", active_count=2, bucket=BUCKET, **lbs)
+    assert ENGINES[engine_name](_settings(instance_count=3, no_elb_check=False)) == 0
+    new = set(instance_ids(make, "qa-b"))
+    assert len(new) == 3 and capacities(make, ASGS)["qa-a"]["desired"] == 0
+    assert elb_states(make, "qa-public") == {i: "InService" for i in new}
+    assert _lock(make) is None
 
 
 @pytest.mark.parametrize("engine_name", ENGINES)

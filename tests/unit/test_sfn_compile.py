@@ -66,16 +66,21 @@ def test_every_next_names_a_state_and_every_state_is_reached():
 
 
 def test_tasks_are_aws_sdk_calls_with_throttling_retries_and_a_catch():
-    """Every Task is an aws-sdk integration of an allowed service (no Lambda), retries its
-    throttling errors and catches everything else into $.error."""
-    tasks = [st for st in _walk(_packaged()["States"]) if st["Type"] == "Task"]
-    assert tasks
+    """Every Task is an aws-sdk integration of an allowed service (no Lambda) and retries its
+    throttling errors; each top-level Task and Map catches everything else into $.error."""
+    top = _packaged()["States"]
+    tasks = [st for st in _walk(top) if st["Type"] == "Task"]
+    assert {st["Resource"].split(":")[-2] for st in tasks} == {
+        "autoscaling", "s3", "elasticloadbalancing", "elasticloadbalancingv2"}
     for st in tasks:
         service = st["Resource"].split(":")[-2]
         assert st["Resource"].startswith("arn:aws:states:::aws-sdk:") and service in SERVICES
         assert st["Retry"][0]["ErrorEquals"] == THROTTLING[service]
-        assert st["Catch"][0]["ErrorEquals"] == ["States.ALL"]
-        assert st["Catch"][0]["ResultPath"] == "$.error"
+    for name, st in top.items():
+        if st["Type"] == "Task" or any(s["Type"] == "Task" for s in _walk(
+                st.get("ItemProcessor", {}).get("States", {}))):
+            assert st["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+            assert st["Catch"][0]["ResultPath"] == "$.error", name
 
 
 def test_jsonpath_only_no_jsonata_and_no_variables():
@@ -126,7 +131,7 @@ def test_waits_are_wait_and_choice_loops_with_a_poll_counter():
 
 def test_state_count_of_the_packaged_machine():
     """The packaged machine has a known number of ASL states (the golden file's)."""
-    assert state_count(_packaged()) == len(json.loads(GOLDEN.read_text())["States"]) == 77
+    assert state_count(_packaged()) == len(json.loads(GOLDEN.read_text())["States"]) == 91
 
 
 def test_a_hook_state_is_refused_at_compile_with_exit_2(tmp_path, capsys):

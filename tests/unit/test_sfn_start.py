@@ -22,7 +22,7 @@ START = ["sfn", "start", "--state-machine-arn", ARN, "--environment", "qa", *DEA
 @pytest.mark.parametrize("flags, says", [
     (["--no-elb-check"], "--lock-bucket-name is required"),
     (["--lock-bucket-name", "locks", "--no-elb-check", "--dry-run"], "abfsm deploy --dry-run"),
-    (["--lock-bucket-name", "locks"], "pass --no-elb-check"),
+    (["--lock-bucket-name", "locks", "--elb-name", "qa-public"], "--elb-name / --target-group-arn"),
     (["--lock-bucket-name", "locks", "--no-elb-check", "--clean-up"], "--clean-up is not supported"),
     (["--lock-bucket-name", "locks", "--no-elb-check", "--bake-time", "5"], "--bake-time is not"),
     (["--lock-bucket-name", "locks", "--no-elb-check", "--instance-count", "2",
@@ -58,13 +58,14 @@ def test_execution_input_carries_the_flags_and_the_wait_limits():
 
 
 def test_role_policy_names_the_calls_and_scopes_s3_to_the_bucket(capsys):
-    """One statement for the Auto Scaling calls, one for the lock objects in the bucket."""
+    """One statement for the ASG and load balancer calls, one for the lock objects in the bucket."""
     assert main(["sfn", "role-policy", "--lock-bucket-name", "locks"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["Version"] == "2012-10-17"
     by_sid = {s["Sid"]: s for s in doc["Statement"]}
-    assert by_sid["AbfsmAutoScaling"]["Action"] == ["autoscaling:DescribeAutoScalingGroups",
-                                                    "autoscaling:UpdateAutoScalingGroup"]
+    assert by_sid["AbfsmAsgsAndLoadBalancers"]["Action"] == [
+        "autoscaling:DescribeAutoScalingGroups", "autoscaling:UpdateAutoScalingGroup",
+        "elasticloadbalancing:DescribeInstanceHealth", "elasticloadbalancing:DescribeTargetHealth"]
     assert by_sid["AbfsmLock"] == {"Sid": "AbfsmLock", "Effect": "Allow",
                                    "Action": ["s3:DeleteObject", "s3:PutObject"],
                                    "Resource": "arn:aws:s3:::locks/*"}
