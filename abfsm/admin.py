@@ -53,8 +53,14 @@ def unlock(settings: Settings, *, run_id: str | None, force: bool, clock: Clock 
 
 
 def _brief(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: d.get(k) for k in ("run_id", "status", "state", "failed_state", "started_at",
-                                  "finished_at", "exit_code", "last_error", "unlocked")}
+    out = {k: d.get(k) for k in ("run_id", "status", "state", "failed_state", "started_at",
+                                 "finished_at", "exit_code", "last_error", "unlocked")}
+    out["versions"] = (d.get("context") or {}).get("versions") or {}  # what each ASG launches
+    return out
+
+
+def _versions(versions: dict[str, str]) -> str:
+    return "; ".join(f"{asg} {what}" for asg, what in sorted(versions.items()))
 
 
 def _text(data: dict[str, Any]) -> list[str]:
@@ -81,6 +87,11 @@ def _text(data: dict[str, Any]) -> list[str]:
             lines.append(f"  plan       {ctx.get('active') or '-'} -> {ctx['target']} "
                          f"({ctx.get('target_count')} instances, steps {ctx.get('steps')})")
             lines.append(f"  balancers  {', '.join(lbs) if lbs else 'none'}")
+        if ctx.get("versions"):
+            lines.append(f"  versions   {_versions(ctx['versions'])}")
+        if ctx.get("resumed"):
+            lines.append("  processes  resumed for the run, to suspend again: " + "; ".join(
+                f"{asg} {' '.join(names)}" for asg, names in ctx["resumed"].items()))
         if cur.get("last_error"):
             lines.append(f"  error      {cur['last_error']}")
         for h in cur.get("history") or []:
@@ -90,6 +101,8 @@ def _text(data: dict[str, Any]) -> list[str]:
                 continue
             lines.append(f"    {h['at']}  {h['src']} -> {h['dst']} ({trigger_words(h['trigger'])}, "
                          f"{h['elapsed_s']} s)")
+    if data["recent"] and data["recent"][0].get("versions"):
+        lines.append(f"versions after the last run: {_versions(data['recent'][0]['versions'])}")
     if data["recent"]:
         lines.append("recent runs:")
         for r in data["recent"]:

@@ -157,6 +157,22 @@ def _target_group(text: str) -> str:
     return text
 
 
+_AMI_RE = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
+
+
+def _template_version(text: str) -> str:
+    if text in ("$Latest", "$Default") or (text.isdigit() and int(text) >= 1):
+        return str(int(text)) if text.isdigit() else text
+    raise argparse.ArgumentTypeError(f"must be a version number, $Latest or $Default, got {text!r}")
+
+
+def _image_id(text: str) -> str:
+    if not _AMI_RE.match(text):
+        raise argparse.ArgumentTypeError(f"must be an AMI id (ami- and 8 or 17 hex digits), "
+                                         f"got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="abfsm", description=(
         "Blue/green (A/B) deployments of AWS Auto Scaling Groups behind load balancers, "
@@ -312,6 +328,17 @@ def _deploy_flags(p: argparse.ArgumentParser) -> None:
                    help="if scaling or a wait fails, scale the new ASG back to 0 and release the lock")
     g.add_argument("--wait-for-scale-down", action="store_true",
                    help="wait until the old ASG is empty and its targets deregistered")
+    v = p.add_argument_group("what the new ASG launches")
+    v.add_argument("--launch-template-version", type=_template_version, metavar="V",
+                   help="set the new ASG's launch template version before scaling it: a number, "
+                        "$Latest or $Default (resolved to its number in inspect)")
+    v.add_argument("--image-id", type=_image_id, metavar="AMI",
+                   help="create a version of the new ASG's launch template with this image "
+                        "(a copy of the version it uses now, or of --launch-template-version) "
+                        "and set it")
+    v.add_argument("--resume-processes", action="store_true",
+                   help="resume the suspended Launch/Terminate processes that would stall the "
+                        "run, and suspend them again at the end (default: refuse, exit 3)")
     gates = p.add_argument_group("gates (see the README's Gates section)")
     gates.add_argument("--bake-time", type=_seconds_or_zero, default=0.0, metavar="S",
                        help="after wait-elb, watch the new instances (and alarms) for S seconds "
@@ -392,6 +419,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UsageError(f"--instance-count-step {step} is larger than --instance-count {count}")
     if get("zero") and (get("clean_up") or get("instance_count_match")):
         raise UsageError("--zero takes no --clean-up / --instance-count-match")
+    if get("zero") and (get("launch_template_version") or get("image_id")):
+        raise UsageError("--zero deploys nothing: it takes no --launch-template-version / --image-id")
     if len(set(get("alarm", []) or [])) > 100:
         raise UsageError("--alarm: at most 100 alarms (one DescribeAlarms call reads them all)")
     sinks = _notify_specs(args)
@@ -418,6 +447,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         clean_up=bool(get("clean_up")),
         rollback_on_failure=bool(get("rollback_on_failure")),
         wait_for_scale_down=bool(get("wait_for_scale_down")),
+        launch_template_version=get("launch_template_version"),
+        image_id=get("image_id"),
+        resume_processes=bool(get("resume_processes")),
         verbose=bool(get("verbose")),
         log_format=get("log_format", "auto"),
         state_dir=get("state_dir", ".abfsm"),

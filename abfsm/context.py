@@ -30,6 +30,9 @@ class Settings:
     clean_up: bool = False
     rollback_on_failure: bool = False
     wait_for_scale_down: bool = False
+    launch_template_version: str | None = None  # a number, $Latest or $Default
+    image_id: str | None = None  # a new launch template version with this AMI
+    resume_processes: bool = False  # resume suspended Launch/Terminate for the run
     verbose: bool = False
     log_format: str = "auto"
     state_dir: str = ".abfsm"
@@ -76,6 +79,22 @@ class Plan:
     lb_source: str = ""  # "flags", "discovered" or "skipped"
     instance_ids: list[str] = field(default_factory=list)  # target instances InService+Healthy
     deregistration_delays: dict[str, int] = field(default_factory=dict)
+    # What gets deployed (--launch-template-version / --image-id; see actions/version.py).
+    template_id: str | None = None  # the target's launch template
+    template_name: str | None = None
+    version_from: str | None = None  # the target's version before the run, as configured
+    version_from_number: int | None = None  # ... as a number: what a rollback restores
+    version: int | None = None  # the number the target is set to (--image-id: once created)
+    image_id: str | None = None  # --image-id: the new version's image
+    source_version: int | None = None  # --image-id: the version it is a copy of
+    version_description: str | None = None  # names the run: looked for before creating
+    latest_version: int | None = None  # the template's latest version at inspect
+    mixed_policy: bool = False  # set through the target's MixedInstancesPolicy
+    version_set: bool = False  # the target was set to `version` (rollback restores)
+    versions: dict[str, str] = field(default_factory=dict)  # what each ASG launches
+    # Scaling processes (--resume-processes; see actions/processes.py).
+    resume_processes: dict[str, list[str]] = field(default_factory=dict)  # decided in inspect
+    resumed: dict[str, list[str]] = field(default_factory=dict)  # resumed, not yet re-suspended
 
     @property
     def step_desired(self) -> int:

@@ -541,6 +541,39 @@ class ConsoleRenderer:
         return "\n".join(lines)
 
     @staticmethod
+    def _version_decided(e: dict[str, Any]) -> str:
+        before = f"{e.get('template')} {e.get('version_from')} (v{e.get('version_from_number')})"
+        if e.get("image_id"):
+            to = f"a new version from v{e.get('source_version')} with ImageId {e['image_id']}"
+        else:
+            to = f"v{e.get('version')}"
+        return f"  version: {e['asg']} runs {before} → {to}"
+
+    @staticmethod
+    def _version_created(e: dict[str, Any]) -> str:
+        how = "found (created before the resume)" if e.get("reused") else "created"
+        return (f"  version: {e.get('template')} v{e['version']} {how}, a copy of "
+                f"v{e.get('source_version')} with ImageId {e.get('image_id')}")
+
+    @staticmethod
+    def _version_set(e: dict[str, Any]) -> str:
+        what = "back to" if e.get("reason") == "rollback" else "set to"
+        return f"  version: {e['asg']} {what} {e.get('template')} v{e['version']}"
+
+    @staticmethod
+    def _processes_resumed(e: dict[str, Any]) -> str:
+        return f"  processes: {' '.join(e['processes'])} resumed on {e['asg']} for this run"
+
+    @staticmethod
+    def _processes_suspended(e: dict[str, Any]) -> str:
+        return f"  processes: {' '.join(e['processes'])} suspended again on {e['asg']}"
+
+    @staticmethod
+    def _wait_instance_lost(e: dict[str, Any]) -> str:
+        return (f"  WARNING: {e['instance_id']} left {e['asg']} before it was ready "
+                f"({e['last_state']}, then {e['state']}); waiting for its replacement")
+
+    @staticmethod
     def _run_finished(e: dict[str, Any]) -> str:
         return "\n".join(summary_lines(e))
 

@@ -152,6 +152,44 @@ EVENTS: dict[str, dict[str, Any]] = {
         "doc": "--rollback-on-failure: the new ASG is back to 0; `kept` is the old one",
         "required": {"asg": "str", "kept": "str|null"},
     },
+    "version.decided": {
+        "level": "info",
+        "doc": "inspect: the launch template version the target will run (--launch-template-"
+               "version, resolved to a number) or the version --image-id will create from",
+        "required": {"asg": "str", "template": "str|null", "version_from": "str|null",
+                     "version_from_number": "int|null", "version": "int|null",
+                     "image_id": "str|null", "source_version": "int|null",
+                     "latest_version": "int|null", "mixed_policy": "bool"},
+    },
+    "version.created": {
+        "level": "info",
+        "doc": "--image-id: the launch template version of this run, created (or found, "
+               "`reused`, when a resumed run had created it before)",
+        "required": {"template": "str|null", "version": "int", "source_version": "int|null",
+                     "image_id": "str|null", "reused": "bool"},
+    },
+    "version.set": {
+        "level": "info",
+        "doc": "the target ASG was set to a launch template version (`reason` deploy), or "
+               "back to the one it ran before (`reason` rollback)",
+        "required": {"asg": "str", "template": "str|null", "version": "int", "reason": "str"},
+    },
+    "processes.resumed": {
+        "level": "info",
+        "doc": "--resume-processes: suspended scaling processes resumed for the run",
+        "required": {"asg": "str", "processes": "list[str]"},
+    },
+    "processes.suspended": {
+        "level": "info",
+        "doc": "--resume-processes: the processes resumed for the run suspended again",
+        "required": {"asg": "str", "processes": "list[str]"},
+    },
+    "wait.instance_lost": {
+        "level": "warning",
+        "doc": "an instance left the target ASG before it was ready (e.g. a launch lifecycle "
+               "hook's ABANDON); the wait goes on for its replacement",
+        "required": {"asg": "str", "instance_id": "str", "last_state": "str", "state": "str"},
+    },
     "alarms.checked": {
         "level": "info",
         "doc": "inspect: every watched CloudWatch alarm exists and none is in ALARM",

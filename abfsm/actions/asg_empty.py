@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from abfsm.actions import lifecycle
 from abfsm.actions.base import Run
 from abfsm.actions.health import drain_progress, lb_members
 from abfsm.actions.waiting import Progress, wait_until
@@ -34,15 +35,17 @@ def wait_empty(run: Run, asg: str, old_ids: Sequence[str] = (), *,
     and one DescribeTargetHealth per target group while there are old instances to look for.
     A target is deregistered when the load balancer no longer lists it; `draining` is not
     yet (see health.gone). On AWS the group keeps an instance (Terminating) until its
-    deregistration delay has passed; the load balancer check also covers targets that
-    outlive the group's view of them.
+    deregistration delay has passed, and in `Terminating:Wait` while a termination lifecycle
+    hook holds it: both are waited for, within the state's timeout. The load balancer check
+    also covers targets that outlive the group's view of them.
     """
     known = list(dict.fromkeys(old_ids))
     check_lbs = bool(load_balancers or target_groups)
 
     def check() -> Progress:
         group = run.aws.autoscaling.describe([asg]).get(asg)
-        instances = group.instances if group else ()
+        # A warm pool's instances are not the group's capacity and stay in the pool.
+        instances = [i for i in group.instances if not lifecycle.warmed(i)] if group else []
         known.extend(i.id for i in instances if i.id not in known)
         members = lb_members(run.aws, load_balancers, target_groups) if check_lbs and known else {}
         return drain_progress(asg, instances, members, known)

@@ -8,10 +8,11 @@ balancer of the plan (target groups: draining -> gone), within --health-check-ti
 
 from __future__ import annotations
 
-from abfsm.actions.asg_empty import planned_zero, wait_empty, zero_asg
 from collections.abc import Mapping
 from typing import Any
 
+from abfsm.actions import processes
+from abfsm.actions.asg_empty import planned_zero, wait_empty, zero_asg
 from abfsm.actions.base import AwsCall, Run, action, describe_asg, update_asg
 from abfsm.actions.health import lb_health_calls, short_lb
 from abfsm.context import Settings
@@ -21,6 +22,8 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
     calls = [update_asg("asg:active")]
     if settings.wait_for_scale_down:
         calls += [describe_asg("asg:active"), *lb_health_calls(settings)]
+    if settings.resume_processes:
+        calls += processes.calls()
     return calls
 
 
@@ -30,7 +33,9 @@ def _old(run: Run) -> str | None:
 
 
 def _planned(run: Run) -> tuple[str, list[str]]:
-    return "drained", planned_zero(_old(run))
+    old = _old(run)
+    resume = processes.planned_calls(run.plan, old) if old else []
+    return "drained", resume + planned_zero(old) + processes.planned_suspends(run.plan)
 
 
 @action({"drained"}, requires=("mode",), calls=_calls, planner=_planned,
@@ -41,7 +46,9 @@ def drain(run: Run) -> str:
     old = _old(run)
     if old is None:
         run.log.info("drain.nothing", reason="no old ASG to drain")
+        processes.resuspend_all(run)
         return "drained"
+    processes.resume(run, old)  # --resume-processes: its Terminate
     wait = run.settings.wait_for_scale_down
     old_ids: list[str] = []
     if wait:  # before zeroing: once terminated, the group no longer names them
@@ -57,4 +64,5 @@ def drain(run: Run) -> str:
         progress = wait_empty(run, old, old_ids, load_balancers=plan.load_balancers,
                               target_groups=plan.target_groups)
         run.log.info("drain.finished", asg=old, instances=progress.total)
+    processes.resuspend_all(run, emptying=(old,))  # the old ASG's only once it is empty
     return "drained"

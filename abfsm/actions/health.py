@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from abfsm.actions.base import AwsCall
+from abfsm.actions.lifecycle import hint
 from abfsm.actions.waiting import Progress
 from abfsm.aws import Services
 from abfsm.aws.autoscaling import Instance
@@ -102,8 +103,10 @@ def drain_progress(asg: str, instances: Iterable[Instance],
     any seen since); `members` is what each load balancer reports now.
     """
     in_group = list(instances)
-    not_ready: list[dict[str, str]] = [{"id": i.id, "state": f"{i.lifecycle} in {asg}"}
-                                       for i in in_group]
+    not_ready: list[dict[str, str]] = [
+        {"id": i.id, "state": f"{i.lifecycle} in {asg}",
+         **({"reason": why} if (why := hint(i.lifecycle)) else {})}  # Terminating:Wait, ...
+        for i in in_group]
     left = {i.id for i in in_group}
     summaries = [f"{len(in_group)} instance(s) left in {asg}"]
     for lb, seen in members.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from abfsm.actions import alarms
+from abfsm.actions import alarms, processes, version
 from abfsm.actions.base import AwsCall, Run, action, describe_asg
 from abfsm.actions.health import lb_health_calls, lb_members, serving_counts, short_lb
 from abfsm.actions.planning import Walk, declared_action, walk
@@ -31,6 +31,8 @@ def _calls(settings: Settings, params: Mapping[str, Any]) -> list[AwsCall]:
         calls += lb_health_calls(settings, even_unchecked=True)  # who serves more
     if not settings.no_elb_check and (settings.target_group_arns or not settings.elb_names):
         calls.append(AwsCall("elbv2", "DescribeTargetGroupAttributes", resource="target-group"))
+    if version.wanted(settings):
+        calls.append(AwsCall("ec2", "DescribeLaunchTemplateVersions", resource="launch-template"))
     return calls + alarms.alarm_calls(settings)  # the alarms exist and none fires
 
 
@@ -53,7 +55,8 @@ def inspect(run: Run) -> str:
         members = lb_members(run.aws, *_all_lbs(settings, groups))
         serving = serving_counts(members, {n: [i.id for i in g.instances] for n, g in groups.items()})
     plan, trigger = decide(settings, groups, serving)
-    check_processes(plan, groups)
+    check_processes(plan, groups, resume=settings.resume_processes)
+    version.decide(run, plan, groups)  # what the target launches (reads only; may refuse)
     if trigger in ("deploy", "empty_first"):
         alarms.check_before_deploy(run)  # a missing or firing alarm refuses (exit 3)
     if (plan.load_balancers or plan.target_groups) and not waits_for_load_balancers(run):
@@ -140,23 +143,11 @@ def decide(settings: Settings, groups: dict[str, Group],
     return plan, trigger
 
 
-def check_processes(plan: Plan, groups: dict[str, Group]) -> None:
+def check_processes(plan: Plan, groups: dict[str, Group], *, resume: bool = False) -> None:
     """Refuse a plan that a suspended scaling process would silently stall: a target that
-    cannot Launch, or an ASG to drain or empty that cannot Terminate."""
-    needs: dict[str, set[str]] = {}
-    if plan.target:
-        needs.setdefault(plan.target, set()).add("Launch")
-    for name in (plan.empty_first, plan.active if plan.active != plan.target else None):
-        if name:
-            needs.setdefault(name, set()).add("Terminate")
-    for name, processes in needs.items():
-        blocked = sorted(processes & set(groups[name].suspended))
-        if blocked:
-            raise Refused(
-                f"inspect: {name} has the {' and '.join(blocked)} process suspended, so the "
-                f"deployment would stall; nothing was changed. Resume it first: aws autoscaling "
-                f"resume-processes --auto-scaling-group-name {name} --scaling-processes "
-                f"{' '.join(blocked)}")
+    cannot Launch, or an ASG to drain or empty that cannot Terminate (see actions/processes:
+    with `resume`, the processes to resume for the run are recorded instead)."""
+    processes.decide(plan, groups, resume=resume)
 
 
 def _decide_single(settings: Settings, group: Group, plan: Plan) -> tuple[Plan, str]:
@@ -257,6 +248,7 @@ def plan_lines(run: Run, trigger: str, groups: dict[str, Group]) -> list[str]:
              else "drain does not wait; pass --wait-for-scale-down to wait")
     for arn, delay in plan.deregistration_delays.items():
         lines.append(f"draining      {short_lb(arn)} deregistration delay {delay} s ({waits})")
+    lines += version.plan_lines(plan) + processes.plan_lines(plan)
     lines.append(f"path          {' -> '.join([run.state, *walked.path, walked.final])}")
     lines.append("would call:")
     lines += [f"  {c}" for c in planned_calls(run, trigger, walked)]

@@ -11,6 +11,7 @@ from abfsm.aws.cloudwatch import CloudWatch
 from abfsm.aws.ec2 import Ec2
 from abfsm.aws.elb import ClassicElb, TargetGroups
 from abfsm.aws.events import EventBus
+from abfsm.aws.launch_templates import LaunchTemplates
 from abfsm.aws.logs import LogStreams
 from abfsm.aws.s3 import S3Objects
 from abfsm.aws.sns import Topics
@@ -56,6 +57,10 @@ class Services:
     @cached_property
     def ec2(self) -> Ec2:
         return Ec2(self._make_client("ec2"))
+
+    @cached_property
+    def launch_templates(self) -> LaunchTemplates:
+        return LaunchTemplates(self._make_client("ec2"))
 
     @cached_property
     def s3(self) -> S3Objects:

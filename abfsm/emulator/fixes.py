@@ -22,6 +22,12 @@ for a moment, so those tests can also show what plain moto would have done.
    ReasonCode/Description "N/A" for every instance; AWS gives an OutOfService instance
    ReasonCode "Instance" and a description of the failed health checks, which abfsm puts in
    its wait-elb messages.
+5. CreateLaunchTemplateVersion honours SourceVersion. Plain moto ignores it and stores only
+   the LaunchTemplateData given; AWS copies the source version and applies the given data
+   over it. abfsm --image-id sends SourceVersion + ImageId only.
+6. UpdateAutoScalingGroup without MixedInstancesPolicy keeps the group's policy, as AWS
+   does. Plain moto drops it on every update (a capacity change included), so a group set
+   through its policy would look like a plain launch template group afterwards.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ def apply() -> None:
     _share_classic_elbs()
     _atomic_s3_conditional_put()
     _classic_elb_reasons()
+    _launch_template_source_version()
+    _update_keeps_mixed_instances_policy()
 
 
 @contextlib.contextmanager
@@ -184,3 +192,44 @@ def _classic_elb_reasons() -> None:
         return describe_instance_health
 
     _replace(ELBResponse, "describe_instance_health", make)
+
+
+def _launch_template_source_version() -> None:
+    """CreateLaunchTemplateVersion with SourceVersion copies that version's data and applies
+    the given LaunchTemplateData over it, as AWS does. Plain moto ignores SourceVersion: the
+    new version holds only what was given (an ImageId alone: no instance type, no security
+    groups), so a deployment that forgot SourceVersion would pass on moto and launch
+    misconfigured instances on AWS."""
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_launch_template_version(self: Any) -> Any:
+            result = original(self)
+            source = self._get_param("SourceVersion")
+            if source:
+                created = result.result["LaunchTemplateVersion"]
+                template = self.ec2_backend.get_launch_template(created["LaunchTemplateId"])
+                version = template.versions[-1]
+                given = dict(version.data)
+                version.data.clear()  # in place: the answer holds the same dict
+                version.data.update({**template.get_version(source).data, **given})
+            return result
+        return create_launch_template_version
+
+    _replace(LaunchTemplates, "create_launch_template_version", make)
+
+
+def _update_keeps_mixed_instances_policy() -> None:
+    from moto.autoscaling.models import FakeAutoScalingGroup
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def update(self: Any, *args: Any, **kwargs: Any) -> Any:
+            before = self.mixed_instances_policy
+            result = original(self, *args, **kwargs)
+            if (kwargs.get("mixed_instances_policy") is None and not kwargs.get("launch_template")
+                    and not kwargs.get("launch_config_name")):
+                self.mixed_instances_policy = before  # not named in the request: as it was
+            return result
+        return update
+
+    _replace(FakeAutoScalingGroup, "update", make)
