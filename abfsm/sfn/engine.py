@@ -40,6 +40,9 @@ UNSUPPORTED: tuple[tuple[str, Callable[[Settings], bool]], ...] = (
     ("--alarm / --alarm-prefix", lambda s: bool(s.alarms or s.alarm_prefix)),
     ("--pause-at-approval", lambda s: s.pause_at_approval),
     ("--notify", lambda s: bool(s.notify)),
+    ("--launch-template-version / --image-id", lambda s: bool(s.launch_template_version
+                                                             or s.image_id)),
+    ("--resume-processes", lambda s: s.resume_processes),
 )
 
 
