@@ -19,7 +19,9 @@ from abfsm import __version__
 from abfsm.context import Settings
 from abfsm.errors import EXIT_USAGE, AbfsmError, UsageError
 
-COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo", "iam-policy")
+COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo", "iam-policy",
+            "sfn")
+SFN_COMMANDS = ("compile", "deploy", "role-policy", "start")
 # An environment name must be usable as it is in every place it goes: the ASG names ENV-a /
 # ENV-b (no colon allowed there), the S3 key ENV.lock with ENV/runs/ under it, and a local
 # file name (no slash). So: a letter or digit, then letters, digits, dot, underscore, hyphen.
@@ -289,7 +291,8 @@ def _sfn_parser(sub: Any) -> None:
     pol.add_argument("--lock-bucket-name", metavar="BUCKET", type=_bucket,
                      help="scope the S3 statement to this bucket (default: any)")
     start = verbs.add_parser("start", help="start an execution with the deploy flags as input")
-    start.add_argument("--state-machine-arn", required=True, metavar="ARN")
+    start.add_argument("--state-machine-arn", required=True, metavar="ARN",
+                       help="the state machine `abfsm sfn deploy` printed")
     start.add_argument("--wait", action="store_true",
                        help="follow the execution to its end and exit as `abfsm deploy` would")
     _env(start)
