@@ -20,6 +20,7 @@ test: $(VENV)/.installed
 
 graph: $(VENV)/.installed
 	$(PY) -m tests.support.readme_graph --write
+	$(PY) -m abfsm sfn compile --output tests/golden/packaged.asl.json
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/api_calls.py

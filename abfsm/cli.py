@@ -19,7 +19,9 @@ from abfsm import __version__
 from abfsm.context import Settings
 from abfsm.errors import EXIT_USAGE, AbfsmError, UsageError
 
-COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo", "iam-policy")
+COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo", "iam-policy",
+            "sfn")
+SFN_COMMANDS = ("compile", "deploy", "role-policy", "start")
 # An environment name must be usable as it is in every place it goes: the ASG names ENV-a /
 # ENV-b (no colon allowed there), the S3 key ENV.lock with ENV/runs/ under it, and a local
 # file name (no slash). So: a letter or digit, then letters, digits, dot, underscore, hyphen.
@@ -265,7 +267,36 @@ def build_parser() -> argparse.ArgumentParser:
                       help="moto's instant world: no boot, health-check or draining time (runs in "
                            "under a second)")
     _logging(demo)
+    _sfn_parser(sub)
     return parser
+
+
+def _sfn_parser(sub: Any) -> None:
+    """`abfsm sfn compile | deploy | role-policy | start` (the Step Functions engine, preview)."""
+    sfn = sub.add_parser("sfn", help="the same machine on AWS Step Functions (preview)",
+                         description="Compile the spec to Amazon States Language, create the "
+                                     "state machine, start executions.")
+    verbs = sfn.add_subparsers(dest="sfn_command", metavar="SFN_COMMAND", parser_class=_Parser,
+                               required=True)
+    comp = verbs.add_parser("compile", help="print the spec as Amazon States Language")
+    comp.add_argument("--spec", metavar="FILE", help="state machine spec (default: the packaged states.yaml)")
+    comp.add_argument("--output", metavar="FILE", help="write the ASL here (default: stdout)")
+    dep = verbs.add_parser("deploy", help="create or update the state machine; prints its ARN")
+    dep.add_argument("--name", required=True, help="the state machine's name")
+    dep.add_argument("--role-arn", required=True, metavar="ARN", help="its execution role")
+    dep.add_argument("--spec", metavar="FILE", help="state machine spec (default: the packaged states.yaml)")
+    _conn(dep)
+    pol = verbs.add_parser("role-policy", help="print the IAM policy the execution role needs")
+    pol.add_argument("--spec", metavar="FILE", help="state machine spec (default: the packaged states.yaml)")
+    pol.add_argument("--lock-bucket-name", metavar="BUCKET", type=_bucket,
+                     help="scope the S3 statement to this bucket (default: any)")
+    start = verbs.add_parser("start", help="start an execution with the deploy flags as input")
+    start.add_argument("--state-machine-arn", required=True, metavar="ARN",
+                       help="the state machine `abfsm sfn deploy` printed")
+    start.add_argument("--wait", action="store_true",
+                       help="follow the execution to its end and exit as `abfsm deploy` would")
+    _env(start)
+    _deploy_flags(start)
 
 
 def _deploy_flags(p: argparse.ArgumentParser) -> None:
@@ -725,6 +756,52 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 
     _admin_logging(args)
     return graph.command(args)
+
+
+def _cmd_sfn(args: argparse.Namespace) -> int:
+    import json
+
+    from abfsm import runner
+    from abfsm.sfn import engine
+
+    verb = args.sfn_command
+    _admin_logging(args)  # stdout is the ARN (or the document); log lines go to stderr
+    if verb == "start":
+        settings = settings_from(args)
+        engine.check_start(settings, args.state_machine_arn)  # exit 2 before any AWS call
+        runner.prepare(settings)
+    else:
+        settings = Settings("-", spec=args.spec)
+        if verb == "deploy":
+            engine.check_deploy(args.name, args.role_arn)
+    spec = runner.load(settings)
+    if verb == "compile":
+        text = engine.compile_document(spec)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as out:
+                out.write(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    if verb == "role-policy":
+        sys.stdout.write(json.dumps(engine.role_policy(spec, args.lock_bucket_name), indent=2) + "\n")
+        return 0
+    engine.compile_document(spec)  # a state without an ASL form exits 2 before any AWS call
+    services = runner.services_for(Settings("-", region=args.region, endpoint_url=args.endpoint_url,
+                                            profile=args.profile))
+    services.preflight()
+    if verb == "deploy":
+        arn, _ = engine.deploy_machine(services, spec, args.name, args.role_arn)
+        sys.stdout.write(arn + "\n")
+        return 0
+    from abfsm.clock import clock_from_env
+
+    clock = clock_from_env()
+    run_id, execution_arn = engine.start(services, settings, args.state_machine_arn, clock)
+    sys.stdout.write(execution_arn + "\n")
+    if args.wait:
+        engine.outcome(engine.follow(services, execution_arn, clock))
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

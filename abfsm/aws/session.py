@@ -15,6 +15,7 @@ from abfsm.aws.launch_templates import LaunchTemplates
 from abfsm.aws.logs import LogStreams
 from abfsm.aws.s3 import S3Objects
 from abfsm.aws.sns import Topics
+from abfsm.aws.stepfunctions import StateMachines
 from abfsm.errors import UsageError
 
 # Standard retry mode retries throttling (Throttling, RequestLimitExceeded, ...) with backoff.
@@ -76,6 +77,10 @@ class Services:
     @cached_property
     def logs(self) -> LogStreams:
         return LogStreams(self._make_client("logs"))
+
+    @cached_property
+    def stepfunctions(self) -> StateMachines:
+        return StateMachines(self._make_client("stepfunctions"))
 
 
 def connect(*, region: str | None = None, endpoint_url: str | None = None,

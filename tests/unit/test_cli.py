@@ -211,7 +211,7 @@ def test_every_option_and_sub_command_has_help_text():
                 missing += [f"{path} {name}" for name in action.choices if not named.get(name)]
             elif not action.help or action.help == argparse.SUPPRESS:
                 missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
-    assert len(list(_parsers(parser))) == 1 + len(cli.COMMANDS)
+    assert len(list(_parsers(parser))) == 1 + len(cli.COMMANDS) + len(cli.SFN_COMMANDS)
     assert missing == []
 
 

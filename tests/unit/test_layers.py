@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "abfsm"
 RANKS = {
     "abfsm.cli": 4, "abfsm.__main__": 4, "abfsm.demo": 4, "abfsm.graph": 4, "abfsm.admin": 4,
     "abfsm.emulator": 4,  # the embedded emulator (moto): demo and tests only, never the engine
-    "abfsm.runner": 3, "abfsm.iam": 3,
+    "abfsm.runner": 3, "abfsm.iam": 3, "abfsm.sfn": 3,  # sfn: called from cli, uses aws
     "abfsm.actions": 2, "abfsm.notify": 2,  # notify is started by cli and may use aws
     "abfsm.aws": 1,
 }  # everything else (spec, context, record, lock, clock, log, log_schema, errors): 0

@@ -1,0 +1,448 @@
+"""Each built-in action's form in Amazon States Language (JSONPath, aws-sdk integrations only).
+
+A fragment is a function of a `Ctx` (the spec state's name, its params and where each of
+its outcomes leads) returning the ASL states that make it up: the first is named after the
+spec state, the others `STATE.part`. Errors go to `STATE.error` (built by the compiler,
+routed to `rollback` or `fail` as the spec and the execution input say); `ctx.to(trigger)`
+is the state an outcome leads to. An action without a fragment has no ASL form and the
+compiler refuses a spec that uses it.
+
+The execution's document: `$.settings` (the deploy flags, Settings.to_dict()), `$.run_id`,
+`$.started_at`, `$.limits` (`interval` and `polls`: the waits' Wait seconds and poll count,
+computed by `sfn start` from --update-timeout and --health-check-timeout), then what the
+states add: `$.lock` (the lock's ETag), `$.plan` (what inspect decided), `$.error`.
+
+What this preview does not compile yet is refused by `sfn start` before any AWS call
+(abfsm/sfn/engine.py UNSUPPORTED) rather than being approximated here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+State = dict[str, Any]
+States = dict[str, State]
+
+# The error names AWS gives throttled aws-sdk calls (ServiceName.ExceptionName). moto's
+# interpreter names every unmodelled ClientError `service.serviceException` (s3.s3Exception),
+# throttling or not, so these Retry blocks are not exercised against moto yet.
+THROTTLING = {
+    "autoscaling": ["AutoScaling.ThrottlingException", "AutoScaling.RequestLimitExceededException"],
+    "elasticloadbalancing": ["ElasticLoadBalancing.ThrottlingException"],
+    "elasticloadbalancingv2": ["ElasticLoadBalancingV2.ThrottlingException"],
+    "s3": ["S3.SlowDownException", "S3.ThrottlingException"],
+    "cloudwatch": ["CloudWatch.ThrottlingException", "CloudWatch.RequestLimitExceededException"],
+}
+
+
+@dataclass(frozen=True)
+class Ctx:
+    state: str
+    params: Mapping[str, Any]
+    routes: Mapping[str, str]  # outcome -> the ASL state it leads to
+
+    def name(self, part: str = "") -> str:
+        return f"{self.state}.{part}" if part else self.state
+
+    def to(self, trigger: str) -> str:
+        return self.routes[trigger]
+
+    @property
+    def on_error(self) -> str:
+        return self.name("error")
+
+
+class NoAslForm(Exception):
+    """A state the compiler cannot turn into ASL (the message says why)."""
+
+
+def task(ctx: Ctx, service: str, api: str, parameters: Mapping[str, Any], next_: str, *,
+         result_path: str | None = None, selector: Mapping[str, Any] | None = None,
+         catch: str | None = None) -> State:
+    """One aws-sdk call: throttling retried, everything else caught into `$.error`."""
+    state: State = {
+        "Type": "Task", "Resource": f"arn:aws:states:::aws-sdk:{service}:{api}",
+        "Parameters": dict(parameters),
+    }
+    if selector is not None:
+        state["ResultSelector"] = dict(selector)
+    state["ResultPath"] = result_path
+    state["Retry"] = [{"ErrorEquals": THROTTLING[service], "IntervalSeconds": 2,
+                       "MaxAttempts": 6, "BackoffRate": 2.0}]
+    state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                       "Next": catch or ctx.on_error}]
+    state["Next"] = next_
+    return state
+
+
+def lock_key() -> str:
+    return "States.Format('{}.lock', $.settings.environment)"
+
+
+def record(state: str, status: str, *, error: bool = False) -> State:
+    """Parameters of a Pass state building the run record (abfsm/record.py's schema)."""
+    doc: State = {
+        "kind": "abfsm.run", "schema": 1, "spec_version": 1, "engine": "stepfunctions",
+        "run_id.$": "$.run_id", "environment.$": "$.settings.environment",
+        "state": state, "status": status, "started_at.$": "$.started_at",
+        "heartbeat.$": "$.started_at", "settings.$": "$.settings",
+        "execution_arn.$": "$$.Execution.Id",
+        "started_by": {"user": "stepfunctions", "host": "states.amazonaws.com"},
+    }
+    if error:
+        doc["last_error.$"] = "$.error.Cause"
+    return doc
+
+
+def _pass(next_: str, parameters: Mapping[str, Any] | None = None,
+          result_path: str | None = None) -> State:
+    state: State = {"Type": "Pass"}
+    if parameters is not None:
+        state["Parameters"] = dict(parameters)
+        state["ResultPath"] = result_path
+    state["Next"] = next_
+    return state
+
+
+def _refuse(cause: str, next_: str) -> State:
+    """A Pass putting an abfsm.Refused error (cause: an intrinsic or plain text) in $.error."""
+    key = "Cause.$" if cause.startswith("States.") else "Cause"
+    return _pass(next_, {"Error": "abfsm.Refused", key: cause}, "$.error")
+
+
+def _describe(ctx: Ctx, names: str, next_: str, result_path: str) -> State:
+    return task(ctx, "autoscaling", "describeAutoScalingGroups",
+                {"AutoScalingGroupNames.$": names}, next_,
+                selector={"groups.$": "$.AutoScalingGroups"}, result_path=result_path)
+
+
+def _poll_loop(ctx: Ctx, first: str, what: str) -> States:
+    """`STATE.count` (poll +1), `STATE.timeout?` and `STATE.sleep`: the wait's tail.
+
+    A poll that did not see it done goes to `STATE.count`; after `$.limits.polls` polls the
+    state fails with abfsm.WaitTimeout naming what it waited for.
+    """
+    return {
+        ctx.name("count"): _pass(ctx.name("timeout?"),
+                                 {"n.$": "States.MathAdd($.poll.n, 1)"}, "$.poll"),
+        ctx.name("timeout?"): {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.poll.n", "NumericGreaterThanEqualsPath": "$.limits.polls",
+                         "Next": ctx.name("timed-out")}],
+            "Default": ctx.name("sleep")},
+        ctx.name("timed-out"): _pass(ctx.on_error, {
+            "Error": "abfsm.WaitTimeout",
+            "Cause.$": f"States.Format('{what} not reached after {{}} polls', "
+                       "$.poll.n)"}, "$.error"),
+        ctx.name("sleep"): {"Type": "Wait", "SecondsPath": "$.limits.interval", "Next": first},
+    }
+
+
+# --- the actions ---------------------------------------------------------------------------
+
+def acquire_lock(ctx: Ctx) -> States:
+    return {
+        ctx.name(): _pass(ctx.name("put"), record(ctx.state, "running"), "$.record"),
+        ctx.name("put"): task(ctx, "s3", "putObject", {
+            "Bucket.$": "$.settings.lock_bucket_name", "Key.$": lock_key(),
+            "Body.$": "States.JsonToString($.record)", "IfNoneMatch": "*",
+            "ContentType": "application/json"}, ctx.to("acquired"),
+            selector={"etag.$": "$.ETag"}, result_path="$.lock", catch=ctx.name("held")),
+        ctx.name("held"): _refuse(
+            "States.Format('lock: {}.lock could not be taken (held by another run?): {}', "
+            "$.settings.environment, $.error.Cause)", ctx.to("refuse")),
+    }
+
+
+def inspect(ctx: Ctx) -> States:
+    """Both ASGs described (one call each), then the A/B decision of actions/inspect.decide()
+    for one or no populated ASG, --zero and --instance-count(-match, -step)."""
+    s = ctx.name
+    a, b = "States.Format('{}-a', $.settings.environment)", "States.Format('{}-b', $.settings.environment)"
+    populated_a = {"Variable": "$.g.a.DesiredCapacity", "NumericGreaterThan": 0}
+    populated_b = {"Variable": "$.g.b.DesiredCapacity", "NumericGreaterThan": 0}
+    zero = {"Variable": "$.settings.zero", "BooleanEquals": True}
+
+    def ab(active: str | None, target: str) -> State:
+        plan: State = {"mode": "ab", "target.$": f"$.g.{target}.AutoScalingGroupName",
+                       "target_max.$": f"$.g.{target}.MaxSize",
+                       "target_groups.$": f"$.g.{target}.TargetGroupARNs",
+                       "load_balancers.$": f"$.g.{target}.LoadBalancerNames"}
+        if active:
+            plan |= {"active.$": f"$.g.{active}.AutoScalingGroupName",
+                     "active_count.$": f"$.g.{active}.DesiredCapacity"}
+        else:
+            plan |= {"active": None, "active_count": 0}
+        return _pass(s("count"), plan, "$.plan")
+
+    def zero_plan(active: str | None, next_: str) -> State:
+        plan: State = {"mode": "zero", "target": None}
+        plan |= ({"active.$": f"$.g.{active}.AutoScalingGroupName",
+                  "active_count.$": f"$.g.{active}.DesiredCapacity"} if active
+                 else {"active": None, "active_count": 0})
+        return _pass(next_, plan, "$.plan")
+
+    both = ("States.Format('both {} (desired {}) and {} (desired {}) have instances; nothing "
+            "was changed. Zero one by hand', $.g.a.AutoScalingGroupName, $.g.a.DesiredCapacity, "
+            "$.g.b.AutoScalingGroupName, $.g.b.DesiredCapacity)")
+    return {
+        s(): _describe(ctx, f"States.Array({a})", s("b"), "$.a"),
+        s("b"): _describe(ctx, f"States.Array({b})", s("found"), "$.b"),
+        s("found"): _pass(s("exist?"), {"a.$": "States.ArrayLength($.a.groups)",
+                                        "b.$": "States.ArrayLength($.b.groups)"}, "$.n"),
+        s("exist?"): {"Type": "Choice", "Choices": [
+            {"Or": [{"Variable": "$.n.a", "NumericEquals": 0},
+                    {"Variable": "$.n.b", "NumericEquals": 0}], "Next": s("missing")}],
+            "Default": s("pick")},
+        s("missing"): _refuse(
+            "States.Format('inspect: Auto Scaling group {}-a or {}-b not found (abfsm deploys "
+            "the pair ENV-a / ENV-b; check --environment and the region)', "
+            "$.settings.environment, $.settings.environment)", ctx.to("refuse")),
+        s("pick"): _pass(s("decide"), {"a.$": "States.ArrayGetItem($.a.groups, 0)",
+                                       "b.$": "States.ArrayGetItem($.b.groups, 0)"}, "$.g"),
+        s("decide"): {"Type": "Choice", "Choices": [
+            {"And": [zero, populated_a, populated_b], "Next": s("both")},
+            {"And": [zero, populated_a], "Next": s("zero-a")},
+            {"And": [zero, populated_b], "Next": s("zero-b")},
+            {**zero, "Next": s("zero-none")},
+            {"And": [populated_a, populated_b], "Next": s("both")},
+            {**populated_a, "Next": s("ab-a")},
+            {**populated_b, "Next": s("ab-b")}],
+            "Default": s("ab-none")},
+        s("both"): _refuse(both, ctx.to("refuse")),
+        s("zero-a"): zero_plan("a", ctx.to("zero")),
+        s("zero-b"): zero_plan("b", ctx.to("zero")),
+        s("zero-none"): zero_plan(None, ctx.to("nothing_to_do")),
+        s("ab-a"): ab("a", "b"),
+        s("ab-b"): ab("b", "a"),
+        s("ab-none"): ab(None, "a"),
+        s("count"): {"Type": "Choice", "Choices": [
+            {"And": [{"Variable": "$.settings.instance_count_match", "BooleanEquals": True},
+                     {"Variable": "$.plan.active_count", "NumericEquals": 0}],
+             "Next": s("nothing-to-match")},
+            {"Variable": "$.settings.instance_count_match", "BooleanEquals": True,
+             "Next": s("match")}],
+            "Default": s("given")},
+        s("nothing-to-match"): _refuse(
+            "--instance-count-match: neither ASG has instances to match; pass "
+            "--instance-count instead", ctx.to("refuse")),
+        s("match"): _pass(s("step?"), {"n.$": "$.plan.active_count"}, "$.count"),
+        s("given"): _pass(s("step?"), {"n.$": "$.settings.instance_count"}, "$.count"),
+        # steps: desired = min(step, count), then +step each time, capped at count
+        s("step?"): {"Type": "Choice", "Choices": [
+            {"And": [{"Variable": "$.settings.instance_count_step", "IsNumeric": True},
+                     {"Variable": "$.settings.instance_count_step",
+                      "NumericLessThanPath": "$.count.n"}], "Next": s("stepped")}],
+            "Default": s("one-step")},
+        s("stepped"): _pass(ctx.to("deploy"), {"n.$": "$.count.n",
+                                               "step.$": "$.settings.instance_count_step",
+                                               "desired.$": "$.settings.instance_count_step"},
+                            "$.count"),
+        s("one-step"): _pass(ctx.to("deploy"), {"n.$": "$.count.n", "step.$": "$.count.n",
+                                                "desired.$": "$.count.n"}, "$.count"),
+    }
+
+
+def scale_step(ctx: Ctx) -> States:
+    """UpdateAutoScalingGroup to the step's absolute desired capacity (MaxSize raised to the
+    target count in the same call when the count needs it)."""
+    s = ctx.name
+    return {
+        s(): {"Type": "Choice", "Choices": [
+            {"Variable": "$.count.n", "NumericGreaterThanPath": "$.plan.target_max",
+             "Next": s("raise")}], "Default": s("update")},
+        s("raise"): task(ctx, "autoscaling", "updateAutoScalingGroup", {
+            "AutoScalingGroupName.$": "$.plan.target", "DesiredCapacity.$": "$.count.desired",
+            "MaxSize.$": "$.count.n"}, ctx.to("scaled")),
+        s("update"): task(ctx, "autoscaling", "updateAutoScalingGroup", {
+            "AutoScalingGroupName.$": "$.plan.target", "DesiredCapacity.$": "$.count.desired"},
+            ctx.to("scaled")),
+    }
+
+
+def wait_instances(ctx: Ctx) -> States:
+    """Poll the target ASG until the step's count is InService and Healthy; next_step while
+    steps remain. Ready instances are counted without JSONPath filters: a Map marks each
+    instance with its id or "-", and the distinct marks are counted."""
+    s = ctx.name
+    ready = {"And": [{"Variable": "$.InstanceId", "IsPresent": True},
+                     {"Variable": "$.LifecycleState", "StringEquals": "InService"},
+                     {"Variable": "$.HealthStatus", "StringEquals": "Healthy"}]}
+    marker: State = {"StartAt": "mark", "States": {
+        "mark": {"Type": "Choice", "Choices": [{**ready, "Next": "ready"}], "Default": "not-ready"},
+        "ready": {"Type": "Pass", "Parameters": {"m.$": "$.InstanceId"}, "OutputPath": "$.m",
+                  "End": True},
+        "not-ready": {"Type": "Pass", "Result": "-", "End": True}}}
+    return {
+        s(): _pass(s("describe"), {"n": 0}, "$.poll"),
+        s("describe"): _describe(ctx, "States.Array($.plan.target)", s("group"), "$.w"),
+        s("group"): _pass(s("mark"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
+        s("mark"): {"Type": "Map", "ItemsPath": "$.w.g.Instances",
+                    "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **marker},
+                    "ResultPath": "$.w.marks", "Next": s("tally")},
+        s("tally"): _pass(s("tally2"), {"marks.$": "States.ArrayUnique($.w.marks)"}, "$.w"),
+        s("tally2"): _pass(s("ready?"), {"n.$": "States.ArrayLength($.w.marks)",
+                                         "no.$": "States.ArrayContains($.w.marks, '-')"},
+                           "$.w"),
+        s("ready?"): {"Type": "Choice", "Choices": [
+            {"And": [{"Variable": "$.w.no", "BooleanEquals": True},
+                     {"Variable": "$.w.n", "NumericGreaterThanPath": "$.count.desired"}],
+             "Next": s("next?")},
+            {"And": [{"Variable": "$.w.no", "BooleanEquals": False},
+                     {"Variable": "$.w.n", "NumericGreaterThanEqualsPath": "$.count.desired"}],
+             "Next": s("next?")}],
+            "Default": s("count")},
+        s("next?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.count.desired", "NumericLessThanPath": "$.count.n",
+             "Next": s("advance")}], "Default": ctx.to("instances_ready")},
+        s("advance"): _pass(s("cap"), {"n.$": "$.count.n", "step.$": "$.count.step",
+                                       "desired.$": "States.MathAdd($.count.desired, $.count.step)"},
+                            "$.count"),
+        s("cap"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.count.desired", "NumericGreaterThanPath": "$.count.n",
+             "Next": s("last")}], "Default": ctx.to("next_step")},
+        s("last"): _pass(ctx.to("next_step"), {"n.$": "$.count.n", "step.$": "$.count.step",
+                                               "desired.$": "$.count.n"}, "$.count"),
+        **_poll_loop(ctx, s("describe"), "the step instances InService and Healthy"),
+    }
+
+
+def _health_marks(kind: str) -> State:
+    """An inline Map over one instance's load balancers of `kind` ("tg" or "elb"): each
+    answers "ok" when the instance is healthy / InService there, else "-"."""
+    if kind == "tg":
+        call: State = {
+            "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:elasticloadbalancingv2:describeTargetHealth",
+            "Parameters": {"TargetGroupArn.$": "$.lb", "Targets": [{"Id.$": "$.id"}]},
+            "ResultSelector": {"h.$": "States.ArrayGetItem($.TargetHealthDescriptions, 0)"},
+            "Retry": [{"ErrorEquals": THROTTLING["elasticloadbalancingv2"], "IntervalSeconds": 2,
+                       "MaxAttempts": 6, "BackoffRate": 2.0}],
+            "Next": "state"}
+        state: State = {"Type": "Pass", "Parameters": {"s.$": "$.h.TargetHealth.State"},
+                        "Next": "mark"}
+        healthy = "healthy"
+    else:
+        call = {
+            "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:elasticloadbalancing:describeInstanceHealth",
+            "Parameters": {"LoadBalancerName.$": "$.lb", "Instances": [{"InstanceId.$": "$.id"}]},
+            "ResultSelector": {"h.$": "States.ArrayGetItem($.InstanceStates, 0)"},
+            "Retry": [{"ErrorEquals": THROTTLING["elasticloadbalancing"], "IntervalSeconds": 2,
+                       "MaxAttempts": 6, "BackoffRate": 2.0}],
+            "Next": "state"}
+        state = {"Type": "Pass", "Parameters": {"s.$": "$.h.State"}, "Next": "mark"}
+        healthy = "InService"
+    return {
+        "Type": "Map", "ItemsPath": "$.tgs" if kind == "tg" else "$.lbs",
+        "ItemSelector": {"lb.$": "$$.Map.Item.Value", "id.$": "$.id"},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "call", "States": {
+            "call": call, "state": state,
+            "mark": {"Type": "Choice", "Choices": [
+                {"Variable": "$.s", "StringEquals": healthy, "Next": "ok"}], "Default": "no"},
+            "ok": {"Type": "Pass", "Result": "ok", "End": True},
+            "no": {"Type": "Pass", "Result": "-", "End": True}}},
+        "ResultPath": f"$.{kind}_marks", "Next": "elb" if kind == "tg" else "sum"}
+
+
+def wait_elb(ctx: Ctx) -> States:
+    """Poll until every InService instance of the target ASG is healthy in each of its
+    target groups (DescribeTargetHealth) and InService in each classic ELB
+    (DescribeInstanceHealth), one call per instance and load balancer per poll; the old
+    ASG's instances never count. No load balancer attached (or --no-elb-check): skipped."""
+    s = ctx.name
+    per_instance: State = {"StartAt": "tg", "States": {
+        "tg": _health_marks("tg"), "elb": _health_marks("elb"),
+        "sum": {"Type": "Pass", "Parameters": {
+            "bad_tg.$": "States.ArrayContains($.tg_marks, '-')",
+            "bad_elb.$": "States.ArrayContains($.elb_marks, '-')"}, "Next": "verdict"},
+        "verdict": {"Type": "Choice", "Choices": [
+            {"Or": [{"Variable": "$.bad_tg", "BooleanEquals": True},
+                    {"Variable": "$.bad_elb", "BooleanEquals": True}], "Next": "not-yet"}],
+            "Default": "serving"},
+        "serving": {"Type": "Pass", "Result": "ok", "End": True},
+        "not-yet": {"Type": "Pass", "Result": "-", "End": True}}}
+    return {
+        s(): {"Type": "Choice", "Choices": [
+            {"Variable": "$.settings.no_elb_check", "BooleanEquals": True,
+             "Next": ctx.to("healthy")}], "Default": s("attached")},
+        s("attached"): _pass(s("any?"), {"tgs.$": "States.ArrayLength($.plan.target_groups)",
+                                         "lbs.$": "States.ArrayLength($.plan.load_balancers)"},
+                             "$.w"),
+        s("any?"): {"Type": "Choice", "Choices": [
+            {"And": [{"Variable": "$.w.tgs", "NumericEquals": 0},
+                     {"Variable": "$.w.lbs", "NumericEquals": 0}], "Next": ctx.to("healthy")}],
+            "Default": s("start")},
+        s("start"): _pass(s("describe"), {"n": 0}, "$.poll"),
+        s("describe"): _describe(ctx, "States.Array($.plan.target)", s("group"), "$.w"),
+        s("group"): _pass(s("check"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
+        s("check"): {"Type": "Map", "ItemsPath": "$.w.g.Instances",
+                     "ItemSelector": {"id.$": "$$.Map.Item.Value.InstanceId",
+                                      "tgs.$": "$.plan.target_groups",
+                                      "lbs.$": "$.plan.load_balancers"},
+                     "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **per_instance},
+                     "ResultPath": "$.w.marks",
+                     "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                                "Next": ctx.on_error}],
+                     "Next": s("tally")},
+        s("tally"): _pass(s("healthy?"), {"no.$": "States.ArrayContains($.w.marks, '-')",
+                                          "n.$": "States.ArrayLength($.w.marks)"}, "$.w"),
+        s("healthy?"): {"Type": "Choice", "Choices": [  # never with fewer than the count
+            {"And": [{"Variable": "$.w.no", "BooleanEquals": False},
+                     {"Variable": "$.w.n", "NumericGreaterThanEqualsPath": "$.count.n"}],
+             "Next": ctx.to("healthy")}],
+            "Default": s("count")},
+        **_poll_loop(ctx, s("describe"), "every new instance healthy in its load balancers"),
+    }
+
+
+def bake(ctx: Ctx) -> States:
+    if ctx.params.get("seconds"):
+        raise NoAslForm("bake with seconds has no Step Functions form yet (the sfn engine "
+                        "compiles bake time 0 only)")
+    return {ctx.name(): _pass(ctx.to("baked"))}
+
+
+def drain(ctx: Ctx) -> States:
+    """The old ASG (the active one, when it is not the target) to MinSize and desired 0."""
+    s = ctx.name
+    return {
+        s(): {"Type": "Choice", "Choices": [
+            {"And": [{"Variable": "$.plan.active", "IsPresent": True},
+                     {"Variable": "$.plan.active", "IsNull": False}], "Next": s("zero")}],
+            "Default": ctx.to("drained")},
+        s("zero"): task(ctx, "autoscaling", "updateAutoScalingGroup", {
+            "AutoScalingGroupName.$": "$.plan.active", "MinSize": 0, "DesiredCapacity": 0},
+            ctx.to("drained")),
+    }
+
+
+def rollback(ctx: Ctx) -> States:
+    return {ctx.name(): task(ctx, "autoscaling", "updateAutoScalingGroup", {
+        "AutoScalingGroupName.$": "$.plan.target", "MinSize": 0, "DesiredCapacity": 0},
+        ctx.to("rolled_back"))}
+
+
+def empty_target(ctx: Ctx) -> States:
+    """Zero the ASG to empty first and poll until it has no instances left."""
+    s = ctx.name
+    return {
+        s(): task(ctx, "autoscaling", "updateAutoScalingGroup", {
+            "AutoScalingGroupName.$": "$.plan.empty_first", "MinSize": 0, "DesiredCapacity": 0},
+            s("start")),
+        s("start"): _pass(s("describe"), {"n": 0}, "$.poll"),
+        s("describe"): _describe(ctx, "States.Array($.plan.empty_first)", s("group"), "$.w"),
+        s("group"): _pass(s("left"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
+        s("left"): _pass(s("empty?"), {"n.$": "States.ArrayLength($.w.g.Instances)"}, "$.w"),
+        s("empty?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.w.n", "NumericEquals": 0, "Next": ctx.to("emptied")}],
+            "Default": s("count")},
+        **_poll_loop(ctx, s("describe"), "an empty ASG"),
+    }
+
+
+FRAGMENTS: dict[str, Callable[[Ctx], States]] = {
+    "acquire_lock": acquire_lock, "inspect": inspect, "empty_target": empty_target,
+    "scale_step": scale_step, "wait_instances": wait_instances, "wait_elb": wait_elb,
+    "bake": bake, "drain": drain, "rollback": rollback,
+}
