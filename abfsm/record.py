@@ -47,6 +47,8 @@ class RunRecord:
     spec: dict[str, Any] = field(default_factory=dict)  # path (null: packaged) and sha256
     write_seq: int = 0  # +1 on every write of the lock: each body this run sends is unique
     unlocked: dict[str, Any] | None = None  # who removed the lock with `abfsm unlock`, when
+    engine: str = "local"  # which engine runs it: "local" (abfsm deploy) or "stepfunctions"
+    execution_arn: str | None = None  # the Step Functions execution, for engine stepfunctions
     kind: str = KIND
     schema: int = SCHEMA
 
@@ -100,10 +102,12 @@ _SCHEMA: dict[str, tuple[str, bool]] = {
     "failed_state": (_STR, False),
     "exit_code": (_INT, False), "started_by": (_DICT, False), "finished_at": (_TIME, False),
     "spec": (_DICT, False), "write_seq": (_INT, False), "unlocked": (_DICT, False),
+    "engine": (_STR, False), "execution_arn": (_STR, False),
     "kind": (_STR, True),
     "schema": (_INT, True),
 }
-_NULLABLE = {"last_error", "error_type", "failed_state", "exit_code", "finished_at", "unlocked"}
+_NULLABLE = {"last_error", "error_type", "failed_state", "exit_code", "finished_at", "unlocked",
+             "execution_arn"}
 
 
 def schema_problem(data: dict[str, Any]) -> str:

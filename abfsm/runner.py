@@ -156,6 +156,11 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
     if holder.record is None:
         raise Refused(f"{lock.where} holds {holder.describe(clock)}; nothing of abfsm's to resume")
     saved = holder.record
+    if saved.engine != "local":
+        # Its heartbeat is not refreshed by this process: staleness says nothing about it.
+        raise Refused(f"run {saved.run_id} is run by a Step Functions execution "
+                      f"({saved.execution_arn or 'ARN not recorded'}); `abfsm resume` does not take "
+                      "over executions: stop it in Step Functions first, then unlock it by its run id")
     spec = _resume_spec(settings, saved, explicit_spec)
     if from_state is not None:
         check_state_name(spec, from_state)

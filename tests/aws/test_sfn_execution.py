@@ -238,3 +238,23 @@ def test_a_failed_run_keeps_the_lock_and_a_cli_deploy_is_refused(make, frozen, e
     assert "wait-instances" in (saved.last_error or "")
     assert _local(_settings(instance_count=2)) == 3
     assert _lock(make) == body
+
+
+def test_resume_refuses_to_take_over_a_step_functions_run(make, frozen):
+    """The lock of a failed execution names its engine and execution: `abfsm resume` refuses
+    it (exit 3, lock untouched) however old its heartbeat, never taking the run over."""
+    from abfsm import runner
+    from abfsm.errors import Refused
+
+    build_env(make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    assert _sfn(_settings(instance_count=2)) == 1
+    body = _lock(make)
+    saved = parse(body or b"")[0]
+    assert saved is not None and saved.engine == "stepfunctions"
+    assert (saved.execution_arn or "").startswith("arn:aws:states:")
+    clock = FakeClock()
+    clock.advance(86400)  # a day later: the heartbeat is long stale
+    with pytest.raises(Refused, match="Step Functions execution"):
+        runner.resume(_settings(), services=connect(region=REGION, credentials=CREDENTIALS),
+                      clock=clock, force=True)
+    assert _lock(make) == body
