@@ -45,6 +45,13 @@ class MotoServer:
     def mutating_calls(self) -> list[dict[str, Any]]:
         return [c for c in self.calls() if c["mutating"]]
 
+    def world(self, **change: Any) -> dict[str, Any]:
+        """POST /_abfsm/world: switch the emulator's world model, move its clock, etc."""
+        request = urllib.request.Request(f"{self.endpoint}/_abfsm/world", method="POST",
+                                         data=json.dumps(change).encode())
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return json.loads(resp.read())  # type: ignore[no-any-return]
+
 
 def _free_port() -> int:
     with socket.socket() as s:

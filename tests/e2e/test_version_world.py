@@ -7,8 +7,6 @@ CLI (in the background, real clock, short polls) is waiting.
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,21 +20,14 @@ from tests.support.aws_env import build_env, instance_ids
 POLL = ("--update-timeout", "0.2", "--health-check-timeout", "120")
 
 
-def control(server: Any, **change: Any) -> dict[str, Any]:
-    request = urllib.request.Request(f"{server.endpoint}/_abfsm/world", method="POST",
-                                     data=json.dumps(change).encode())
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return json.loads(resp.read())  # type: ignore[no-any-return]
-
-
 @pytest.fixture
 def world(server: Any) -> Iterator[Any]:
     """The world model on, moving 5 s per AWS call; off again afterwards."""
-    control(server, enabled=True)
-    control(server, advance=3600)  # what exists now booted long ago
-    control(server, per_call=5)
-    yield lambda **change: control(server, **change)
-    control(server, enabled=False)
+    server.world(enabled=True)
+    server.world(advance=3600)  # what exists now booted long ago
+    server.world(per_call=5)
+    yield lambda **change: server.world(**change)
+    server.world(enabled=False)
     crash_cli.reap()
 
 

@@ -4,8 +4,6 @@ against it: instances boot, pass health checks and drain while the CLI waits, in
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,19 +12,12 @@ import pytest
 from tests.support.aws_env import build_env, instance_ids
 
 
-def control(server: Any, **change: Any) -> dict[str, Any]:
-    request = urllib.request.Request(f"{server.endpoint}/_abfsm/world", method="POST",
-                                     data=json.dumps(change).encode())
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return json.loads(resp.read())  # type: ignore[no-any-return]
-
-
 @pytest.fixture
 def world(server: Any) -> Iterator[Any]:
     """The session's moto_server with the world model on, frozen; off again afterwards."""
-    control(server, enabled=True)
-    yield lambda **change: control(server, **change)
-    control(server, enabled=False)
+    server.world(enabled=True)
+    yield lambda **change: server.world(**change)
+    server.world(enabled=False)
 
 
 def lifecycle(make: Any, name: str) -> dict[str, str]:
@@ -48,7 +39,7 @@ def health_check(make: Any, threshold: int, interval: int) -> None:
 
 def test_world_is_off_by_default(server):
     """The session's server answers as moto's instant world unless a test switches it on."""
-    assert control(server) == {"enabled": False}
+    assert server.world() == {"enabled": False}
 
 
 def test_pending_then_in_service_then_healthy_over_http(world, make):
