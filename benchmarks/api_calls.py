@@ -39,12 +39,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# No real credentials or config can leak in; boto3 talks to moto only.
-for _key in [k for k in os.environ if k.startswith("AWS_")]:
-    del os.environ[_key]
-os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-                   "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+from tests.support.aws_env import fake_aws_environment  # noqa: E402
+
+fake_aws_environment()  # no real credentials or config can leak in; boto3 talks to moto only
 
 import boto3  # noqa: E402
 import structlog  # noqa: E402

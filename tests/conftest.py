@@ -12,19 +12,14 @@ import structlog
 
 from abfsm.emulator import fixes
 from tests.fakes import FakeClock
-from tests.support.aws_env import CREDENTIALS, REGION, client_factory
+from tests.support.aws_env import CREDENTIALS, REGION, client_factory, fake_aws_environment
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _fake_aws_environment() -> Iterator[None]:
     """No real credentials or config can leak in; boto3 talks to moto only."""
     saved = dict(os.environ)
-    for key in list(os.environ):
-        if key.startswith("AWS_"):
-            del os.environ[key]
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-                       "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    fake_aws_environment()
     fixes.apply()
     yield
     os.environ.clear()

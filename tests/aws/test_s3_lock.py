@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +12,7 @@ from abfsm.errors import AwsError, LockHeld, LockLost, Refused, ReleaseFailed
 from abfsm.lock import Lock, S3Store
 from abfsm.record import RunRecord, new_record
 from tests.fakes import FakeClock
+from tests.support.lock_race import race_once
 
 BUCKET = "abfsm-locks"
 KEY = "qa.lock"
@@ -75,23 +74,10 @@ def test_second_acquire_is_refused_naming_the_holder(new_lock, s3, clock):
 def test_racing_acquirers_exactly_one_wins(new_lock, s3, clock, racers):
     """Threads released together by a barrier: exactly one acquires, the rest get LockHeld."""
     for round_ in range(3):
-        barrier = threading.Barrier(racers)
-
-        def attempt(i: int, round_: int = round_, barrier: threading.Barrier = barrier) -> str:
-            lock = new_lock()
-            barrier.wait(timeout=30)
-            try:
-                lock.acquire(record(clock, f"r{round_}-{i}"))
-            except LockHeld:
-                return "held"
-            return f"r{round_}-{i}"
-
-        with ThreadPoolExecutor(max_workers=racers) as pool:
-            outcomes = list(pool.map(attempt, range(racers)))
-        winners = [o for o in outcomes if o != "held"]
-        assert len(winners) == 1, (round_, outcomes)
+        winner = race_once(new_lock, lambda run_id: record(clock, run_id), racers,
+                           f"r{round_}")
         holder = RunRecord.from_json(stored(s3)[0])
-        assert holder is not None and holder.run_id == winners[0]
+        assert holder is not None and holder.run_id == winner
         s3.delete_object(Bucket=BUCKET, Key=KEY)
 
 

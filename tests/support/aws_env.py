@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 REGION = "us-east-1"
 # moto does not validate AMI ids; listing its images costs ~2 s per call.
 AMI = "ami-12c6146b"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def fake_aws_environment(environ: MutableMapping[str, str] | None = None) -> None:
+    """No real credentials or config can leak in: drop every AWS_ variable, set fake ones."""
+    environ = os.environ if environ is None else environ
+    for key in [k for k in environ if k.startswith("AWS_")]:
+        del environ[key]
+    environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+                    "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
 
 
 def client_factory(endpoint_url: str | None = None) -> Callable[[str], Any]:

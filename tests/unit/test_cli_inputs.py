@@ -3,8 +3,6 @@ names every lock store can hold, S3 bucket names, and a --state-dir that is a fi
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,15 +13,6 @@ from abfsm.aws import session
 COMMANDS: dict[str, list[str]] = {
     "deploy": [], "resume": [], "status": [], "unlock": ["--force"], "graph": [],
 }
-
-
-@pytest.fixture(autouse=True)
-def _keep_signal_handlers() -> Iterator[None]:
-    """main() installs SIGINT/SIGTERM handlers; give pytest its own back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from abfsm.errors import EXIT_REFUSED, LockHeld, LockLost, Refused, ReleaseFaile
 from abfsm.lock import UNLOCK_ATTEMPTS, LocalStore, Lock
 from abfsm.record import RunRecord, new_record
 from tests.fakes import FakeClock
+from tests.support.lock_race import race_once
 
 
 def lock_for(path: Path, clock: FakeClock, *, read_only: bool = False) -> Lock:
@@ -338,23 +337,10 @@ def test_release_that_cannot_archive_keeps_the_lock_with_the_final_status(tmp_pa
 def test_racing_threads_exactly_one_acquires(tmp_path, clock, racers):
     """Threads released together by a barrier, 20 rounds: exactly one acquires each round."""
     for round_ in range(20):
-        barrier = threading.Barrier(racers)
-
-        def attempt(i: int, round_: int = round_, barrier: threading.Barrier = barrier) -> str:
-            lock = lock_for(tmp_path, clock)
-            barrier.wait(timeout=30)
-            try:
-                lock.acquire(record(clock, f"r{round_}-{i}"))
-            except LockHeld:
-                return "held"
-            return f"r{round_}-{i}"
-
-        with ThreadPoolExecutor(max_workers=racers) as pool:
-            outcomes = list(pool.map(attempt, range(racers)))
-        winners = [o for o in outcomes if o != "held"]
-        assert len(winners) == 1, (round_, outcomes)
+        winner = race_once(lambda: lock_for(tmp_path, clock),
+                           lambda run_id: record(clock, run_id), racers, f"r{round_}")
         holder = RunRecord.from_json(lock_file(tmp_path).read_bytes())
-        assert holder is not None and holder.run_id == winners[0]
+        assert holder is not None and holder.run_id == winner
         lock_file(tmp_path).unlink()
 
 

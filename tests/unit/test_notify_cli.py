@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from abfsm import cli, runner
-from tests.unit.test_cli import _keep_signal_handlers, no_aws, run_main  # noqa: F401 - fixtures
+from tests.unit.test_cli import no_aws, run_main  # noqa: F401 - fixtures
 
 BASE = ["deploy", "--environment", "qa"]
 SLACK = "slack:https://hooks.slack.com/services/T0AAA/B0BBB/s3cr3tXYZtoken"
