@@ -754,7 +754,8 @@ def _cmd_iam_policy(args: argparse.Namespace) -> int:
 def _cmd_graph(args: argparse.Namespace) -> int:
     from abfsm import graph
 
-    _admin_logging(args)
+    if args.environment:  # only reading a run's record logs anything (the AWS reads)
+        _admin_logging(args)
     return graph.command(args)
 
 

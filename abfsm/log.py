@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import IO, Any
 
-import structlog
-
 SCHEMA_VERSION = 1
 
 # Callables handed every event dict of the process (a copy, after run_id/env/level/ts are
@@ -41,6 +39,8 @@ def configure(fmt: str = "auto", *, verbose: bool = False, stream: IO[str] | Non
     renderer: Any = _json_renderer if fmt == "json" else ConsoleRenderer(verbose=verbose)
     live = tty and fmt == "console" and not verbose
     tick = (ticker or Ticker()) if live else None
+    import structlog  # lazily: `abfsm graph` and the actions use this module's text helpers
+
     structlog.configure(
         processors=_processors(renderer),
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -53,6 +53,8 @@ def configure(fmt: str = "auto", *, verbose: bool = False, stream: IO[str] | Non
 
 def _processors(renderer: Any) -> list[Any]:
     """The chain every event goes through; the renderer is always last."""
+    import structlog
+
     return [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -65,6 +67,8 @@ def _processors(renderer: Any) -> list[Any]:
 
 def bind(**values: Any) -> None:
     """Bind keys (run_id, env) to every later event of this process."""
+    import structlog
+
     structlog.contextvars.bind_contextvars(**values)
 
 
@@ -93,6 +97,8 @@ def json_line(event: dict[str, Any]) -> str:
 
 
 def reset() -> None:
+    import structlog
+
     _taps.clear()
     for screen in list(_screens.values()):
         screen.stop_ticking()
@@ -282,6 +288,8 @@ class ConsoleRenderer:
         name = event.get("event", "")
         if (name == "aws.call" and event.get("service") == "s3" and not self._verbose
                 and event.get("action") == "PutObject" and "IfMatch" in (event.get("params") or {})):
+            import structlog
+
             raise structlog.DropEvent  # run-record saves: JSON and --verbose show them
         fmt = self.method(str(name))
         text = fmt(event) if fmt else self._generic(event)

@@ -449,3 +449,14 @@ def test_graph_into_a_closed_pipe_exits_quietly() -> None:
     finally:
         os.close(write_end)
     assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_plain_graph_imports_neither_boto3_nor_structlog() -> None:
+    """`abfsm graph` without --environment logs nothing, so it imports no structlog either."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "abfsm", "graph"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("---")
+    assert "abfsm.graph" in proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines()}
+    assert not imported & {"boto3", "botocore", "structlog"}
