@@ -1,8 +1,10 @@
-"""Fixtures of the adapter tests: count the API calls a boto3 client makes."""
+"""Fixtures of the adapter tests: count the API calls a boto3 client makes; moto executing
+Step Functions state machines (`sfn_make`) and a frozen world model (`frozen_world`)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -30,3 +32,22 @@ class ApiCalls:
 @pytest.fixture
 def api_calls() -> ApiCalls:
     return ApiCalls()
+
+
+@pytest.fixture
+def sfn_make() -> Iterator[Callable[[str], Any]]:
+    """In-process moto with Step Functions executions enabled (tests/support/sfn_moto.py)."""
+    from tests.support.sfn_moto import executing_moto
+
+    with executing_moto() as make:
+        yield make
+
+
+@pytest.fixture
+def frozen_world(sfn_make: Callable[[str], Any]) -> Iterator[None]:
+    """The emulator's world model, frozen: new instances never leave Pending."""
+    from abfsm.emulator import world as world_model
+
+    world_model.activate(world_model.World(world_model.WorldClock(scale=0.0)))
+    yield
+    world_model.deactivate()
