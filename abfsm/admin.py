@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from abfsm.actions.approval import pending
 from abfsm.clock import Clock, SystemClock
 from abfsm.context import Settings
 from abfsm.lock import stale_after_s
@@ -32,7 +33,9 @@ def status_data(settings: Settings, *, clock: Clock | None = None, services: Any
                 failed_state=r.failed_state, last_error=r.last_error,
                 started_at=r.started_at, heartbeat=r.heartbeat,
                 heartbeat_age_s=round(age, 1), stale=age > stale_after_s(r),
-                started_by=r.started_by, context=r.context, history=r.history)
+                started_by=r.started_by, context=r.context, history=r.history,
+                engine=r.engine, execution_arn=r.execution_arn,
+                approval=pending(lock.store, r))  # an undecided approval (either engine)
     return {"environment": settings.environment, "free": holder is None, "current": current,
             "recent": [_brief(d) for d in lock.history(history)]}
 
@@ -57,6 +60,14 @@ def _brief(d: dict[str, Any]) -> dict[str, Any]:
                                  "finished_at", "exit_code", "last_error", "unlocked")}
     out["versions"] = (d.get("context") or {}).get("versions") or {}  # what each ASG launches
     return out
+
+
+def _pending(a: dict[str, Any]) -> list[str]:
+    lines = [f"  approval   pending since {a.get('requested_at')}: {a.get('what') or a.get('state')}",
+             f"             approve: {a.get('command')}"]
+    if a.get("reject"):
+        lines.append(f"             reject:  {a['reject']} --reason TEXT")
+    return lines
 
 
 def _versions(versions: dict[str, str]) -> str:
@@ -92,8 +103,12 @@ def _text(data: dict[str, Any]) -> list[str]:
         if ctx.get("resumed"):
             lines.append("  processes  resumed for the run, to suspend again: " + "; ".join(
                 f"{asg} {' '.join(names)}" for asg, names in ctx["resumed"].items()))
+        if cur.get("execution_arn"):
+            lines.append(f"  execution  {cur['execution_arn']}")
         if cur.get("last_error"):
             lines.append(f"  error      {cur['last_error']}")
+        if cur.get("approval"):
+            lines += _pending(cur["approval"])
         for h in cur.get("history") or []:
             if h.get("approval"):  # an approval state's decision: who, when, why
                 why = f": {h['reason']}" if h.get("reason") else ""

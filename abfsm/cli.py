@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TextIO
 
 from abfsm import __version__
 from abfsm.context import Settings
-from abfsm.errors import EXIT_USAGE, AbfsmError, UsageError
+from abfsm.errors import EXIT_PAUSED, EXIT_USAGE, AbfsmError, UsageError
 
 COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo", "iam-policy",
             "sfn")
@@ -246,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "it at its next poll; a paused one at `abfsm resume`.")
         _env(decide)
         decide.add_argument("--reason", metavar="TEXT", help="why (recorded in the run's history)")
+        decide.add_argument("--run-id", metavar="ID",
+                            help=f"{verb} only if this run holds the lock (exit 3 otherwise)")
         _store(decide)
         _conn(decide)
 
@@ -731,13 +733,18 @@ def _decide(args: argparse.Namespace, decision: str) -> int:
     settings = settings_from(args)
     _admin_logging(args)  # the PutObject audit line goes to stderr; stdout says what was decided
     clock = clock_from_env()
-    lock = runner.make_lock(settings, runner.services_for(settings), clock)
-    doc = decide(lock, clock, decision, args.reason)
+    services = runner.services_for(settings)
+    lock = runner.make_lock(settings, services, clock)
+    doc = decide(lock, clock, decision, args.reason, run_id=args.run_id,
+                 stepfunctions=lambda: services.stepfunctions)  # a client only if needed
     reason = f": {doc['reason']}" if doc.get("reason") else ""
-    resume = approve_command(settings, "resume")
+    if doc.get("execution_arn"):
+        then = f"the execution carries on: {doc['execution_arn']}"
+    else:
+        then = ("a waiting run takes it at its next poll; a paused one with: "
+                + approve_command(settings, "resume"))
     sys.stdout.write(f"{decision} run {doc['run_id']} at {doc['state']} by {doc['decided_by']} "
-                     f"at {doc['decided_at']}{reason}\n"
-                     f"a waiting run takes it at its next poll; a paused one with: {resume}\n")
+                     f"at {doc['decided_at']}{reason}\n{then}\n")
     return 0
 
 
@@ -770,6 +777,9 @@ def _cmd_sfn(args: argparse.Namespace) -> int:
     if verb == "start":
         settings = settings_from(args)
         engine.check_start(settings, args.state_machine_arn)  # exit 2 before any AWS call
+        if settings.pause_at_approval and not args.wait:
+            raise UsageError("--pause-at-approval stops following the execution at an "
+                             "approval: it needs --wait")
         runner.prepare(settings)
     else:
         settings = Settings("-", spec=args.spec)
@@ -801,8 +811,23 @@ def _cmd_sfn(args: argparse.Namespace) -> int:
     run_id, execution_arn = engine.start(services, settings, args.state_machine_arn, clock)
     sys.stdout.write(execution_arn + "\n")
     if args.wait:
-        engine.outcome(engine.follow(services, execution_arn, clock))
+        execution = engine.follow(services, execution_arn, clock,
+                                  pause_at_approval=settings.pause_at_approval)
+        if execution.waiting:
+            return _sfn_paused(execution.waiting, settings)
+        engine.outcome(execution)
     return 0
+
+
+def _sfn_paused(state: str, settings: Settings) -> int:
+    """--pause-at-approval: the execution waits in `state` (and goes on waiting in AWS)."""
+    from abfsm.sfn.engine import paused_steps
+
+    steps = [next_command(step, settings) for step in paused_steps()]
+    _say(f"abfsm sfn: the execution waits for approval in {state} (it keeps waiting in AWS; "
+         "lock held)\n" + "".join(("  next      " if i == 0 else "            ") + line + "\n"
+                                  for i, line in enumerate(steps)))
+    return EXIT_PAUSED
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

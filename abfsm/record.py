@@ -49,6 +49,7 @@ class RunRecord:
     unlocked: dict[str, Any] | None = None  # who removed the lock with `abfsm unlock`, when
     engine: str = "local"  # which engine runs it: "local" (abfsm deploy) or "stepfunctions"
     execution_arn: str | None = None  # the Step Functions execution, for engine stepfunctions
+    approval: dict[str, Any] | None = None  # stepfunctions: the pending approval (task token)
     kind: str = KIND
     schema: int = SCHEMA
 
@@ -102,12 +103,12 @@ _SCHEMA: dict[str, tuple[str, bool]] = {
     "failed_state": (_STR, False),
     "exit_code": (_INT, False), "started_by": (_DICT, False), "finished_at": (_TIME, False),
     "spec": (_DICT, False), "write_seq": (_INT, False), "unlocked": (_DICT, False),
-    "engine": (_STR, False), "execution_arn": (_STR, False),
+    "engine": (_STR, False), "execution_arn": (_STR, False), "approval": (_DICT, False),
     "kind": (_STR, True),
     "schema": (_INT, True),
 }
 _NULLABLE = {"last_error", "error_type", "failed_state", "exit_code", "finished_at", "unlocked",
-             "execution_arn"}
+             "execution_arn", "approval"}
 
 
 def schema_problem(data: dict[str, Any]) -> str:

@@ -38,7 +38,7 @@ def compile_spec(spec: Spec) -> dict[str, Any]:
                             f"only the built-in AWS actions ({', '.join(sorted(FRAGMENTS))})")
         routes = _routes(spec, name)
         try:
-            states |= fragment(Ctx(name, st.params, routes))
+            states |= fragment(Ctx(name, st.params, routes, st.timeout))
         except NoAslForm as exc:
             raise SpecError(spec.path, f"states.{name}.params", str(exc)) from None
         states |= _error_router(spec, name, routes)

@@ -13,6 +13,7 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from abfsm.aws import Services
@@ -21,8 +22,9 @@ from abfsm.clock import Clock, utc_iso
 from abfsm.context import Settings
 from abfsm.errors import AbfsmError, Refused, StateFailed, UsageError
 from abfsm.record import new_run_id
+from abfsm.runner import NextStep
 from abfsm.sfn.compiler import ERROR_REFUSED, compile_spec, to_json, used_integrations
-from abfsm.spec import Spec
+from abfsm.spec import Spec, timeout_settings
 
 STATE_MACHINE_ARN = re.compile(
     r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$")
@@ -38,7 +40,6 @@ UNSUPPORTED: tuple[tuple[str, Callable[[Settings], bool]], ...] = (
     ("--elb-name / --target-group-arn", lambda s: bool(s.elb_names or s.target_group_arns)),
     ("--bake-time", lambda s: s.bake_time > 0),
     ("--alarm / --alarm-prefix", lambda s: bool(s.alarms or s.alarm_prefix)),
-    ("--pause-at-approval", lambda s: s.pause_at_approval),
     ("--notify", lambda s: bool(s.notify)),
     ("--launch-template-version / --image-id", lambda s: bool(s.launch_template_version
                                                              or s.image_id)),
@@ -75,11 +76,14 @@ def check_deploy(name: str, role_arn: str) -> None:
 
 
 def execution_input(settings: Settings, run_id: str, started_at: str) -> dict[str, Any]:
-    """The execution's input document: the flags, the run's id and the waits' limits."""
+    """The execution's input document: the flags, the run's id and the waits' limits (the
+    timeouts a state may name, in whole seconds, for TimeoutSecondsPath)."""
     interval = max(1, math.ceil(settings.update_timeout))
     polls = math.floor(settings.health_check_timeout / interval) + 1
+    seconds = {name: max(1, math.ceil(getattr(settings, name)))
+               for name in sorted(timeout_settings())}
     return {"run_id": run_id, "started_at": started_at, "settings": settings.to_dict(),
-            "limits": {"interval": interval, "polls": polls}}
+            "limits": {"interval": interval, "polls": polls, "seconds": seconds}}
 
 
 def deploy_machine(services: Services, spec: Spec, name: str, role_arn: str) -> tuple[str, bool]:
@@ -95,13 +99,25 @@ def start(services: Services, settings: Settings, state_machine_arn: str,
 
 
 def follow(services: Services, execution_arn: str, clock: Clock,
-           interval: float = FOLLOW_INTERVAL_S) -> Execution:
-    """Poll the execution until it is no longer RUNNING."""
+           interval: float = FOLLOW_INTERVAL_S, *, pause_at_approval: bool = False) -> Execution:
+    """Poll the execution until it is no longer RUNNING or, with `pause_at_approval`, until
+    it waits for a task token (an approval; `waiting` names the state)."""
     while True:
         execution = services.stepfunctions.describe(execution_arn)
         if execution.status != "RUNNING":
             return execution
+        if pause_at_approval:
+            waiting = services.stepfunctions.waiting_for_token(execution_arn)
+            if waiting:
+                return replace(execution, waiting=waiting)
         clock.sleep(interval)
+
+
+def paused_steps() -> list[NextStep]:
+    """What an operator can do while an execution waits at an approval (the execution
+    carries on by itself once decided: no resume)."""
+    return [NextStep("approve", "decide"), NextStep("reject", "or", note="add --reason TEXT"),
+            NextStep("status", "or inspect it")]
 
 
 def outcome(execution: Execution) -> None:

@@ -18,9 +18,12 @@ What this preview does not compile yet is refused by `sfn start` before any AWS 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from abfsm.actions.approval import APPROVED, KIND, PENDING, REJECTED, REJECTED_ERROR, TOKEN, what
 
 State = dict[str, Any]
 States = dict[str, State]
@@ -42,6 +45,7 @@ class Ctx:
     state: str
     params: Mapping[str, Any]
     routes: Mapping[str, str]  # outcome -> the ASL state it leads to
+    timeout: float | str | None = None  # the spec state's `timeout:` (seconds or a setting)
 
     def name(self, part: str = "") -> str:
         return f"{self.state}.{part}" if part else self.state
@@ -441,8 +445,91 @@ def empty_target(ctx: Ctx) -> States:
     }
 
 
+APPROVAL_TASK = "arn:aws:states:::aws-sdk:s3:putObject.waitForTaskToken"
+
+
+def approval(ctx: Ctx) -> States:
+    """The lock record rewritten (IfMatch) with an `approval` object holding the task token,
+    then the execution waits (.waitForTaskToken) up to the state's timeout.
+
+    `abfsm approve` answers SendTaskSuccess with who decided and the lock's ETag (the
+    execution never sees its own PutObject's answer), which becomes `$.lock.etag`. `abfsm
+    reject` answers SendTaskFailure abfsm.Rejected (-> `rejected`); a timeout is the state's
+    failure (abfsm.WaitTimeout), as on the local engine. On those paths the lock is read back
+    to learn its ETag: still this run's record -> tracked; anything else -> the lock is lost.
+    """
+    s = ctx.name
+    seconds, path = _timeout_of(ctx)
+    def command(verb: str) -> str:  # actions/approval.approve_command's words
+        return (f"States.Format('abfsm {verb} --environment {{}} --lock-bucket-name {{}}', "
+                "$.settings.environment, $.settings.lock_bucket_name)")
+
+    body = {**record(ctx.state, "running"),
+            "approval": {
+                "kind": KIND, "run_id.$": "$.run_id",
+                "environment.$": "$.settings.environment", "state": ctx.state,
+                "status": PENDING, "requested_at.$": "$$.State.EnteredTime",
+                "what": what(ctx.state, ctx.routes.get(APPROVED),
+                                       ctx.routes.get(REJECTED)),
+                "command.$": command("approve"), "reject.$": command("reject"),
+                f"{TOKEN}.$": "$$.Task.Token"}}
+    wait: State = {
+        "Type": "Task", "Resource": APPROVAL_TASK,
+        "Parameters": {"Bucket.$": "$.settings.lock_bucket_name", "Key.$": lock_key(),
+                       "Body": body, "IfMatch.$": "$.lock.etag",
+                       "ContentType": "application/json"},
+        **({"TimeoutSecondsPath": path} if path else {"TimeoutSeconds": seconds}),
+        "ResultSelector": {"etag.$": "$.etag", "decided_by.$": "$.decided_by",
+                           "decided_at.$": "$.decided_at"},
+        "ResultPath": "$.approval",
+        "Retry": [{"ErrorEquals": THROTTLING["s3"], "IntervalSeconds": 2, "MaxAttempts": 6,
+                   "BackoffRate": 2.0}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": s("resync")}],
+        "Next": s("approved")}
+    resync = task(ctx, "s3", "getObject", {"Bucket.$": "$.settings.lock_bucket_name",
+                                           "Key.$": lock_key()}, s("ours?"),
+                  selector={"etag.$": "$.ETag", "body.$": "States.StringToJson($.Body)"},
+                  result_path="$.found", catch=s("lost"))
+    resync["Catch"][0]["ResultPath"] = "$.found"  # keep $.error: why the wait ended
+    ours = {"And": [{"Variable": "$.found.body.run_id", "IsPresent": True},
+                    {"Variable": "$.found.body.run_id", "StringEqualsPath": "$.run_id"}]}
+    return {
+        s(): wait,
+        s("approved"): _pass(ctx.to(APPROVED), {"etag.$": "$.approval.etag"}, "$.lock"),
+        s("resync"): resync,
+        s("ours?"): {"Type": "Choice", "Choices": [{**ours, "Next": s("track")}],
+                     "Default": s("lost")},
+        s("track"): _pass(s("why?"), {"etag.$": "$.found.etag"}, "$.lock"),
+        s("lost"): _pass(s("untracked"), {
+            "Error": "abfsm.LockLost",
+            "Cause.$": "States.Format('{}.lock is no longer the record of this run (removed or "
+                       "replaced while it waited for approval)', $.settings.environment)"},
+            "$.error"),
+        s("untracked"): _pass(ctx.on_error, {"lost": True}, "$.lock"),
+        s("why?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.error.Error", "StringEquals": REJECTED_ERROR,
+             "Next": ctx.routes.get(REJECTED, ctx.on_error)},
+            {"Variable": "$.error.Error", "StringEquals": "States.Timeout",
+             "Next": s("timed-out")}],
+            "Default": ctx.on_error},
+        s("timed-out"): _pass(ctx.on_error, {
+            "Error": "abfsm.WaitTimeout",
+            **({"Cause.$": f"States.Format('no decision after {{}} s', {path})"} if path
+               else {"Cause": f"no decision after {seconds} s"})}, "$.error"),
+    }
+
+
+def _timeout_of(ctx: Ctx) -> tuple[int, str | None]:
+    """(seconds, None) for a timeout in seconds; (0, path) for one naming a setting (the
+    execution input's `$.limits.seconds`, whole seconds). None: --health-check-timeout."""
+    value = "health_check_timeout" if ctx.timeout is None else ctx.timeout
+    if isinstance(value, str):
+        return 0, f"$.limits.seconds.{value}"
+    return max(1, math.ceil(value)), None
+
+
 FRAGMENTS: dict[str, Callable[[Ctx], States]] = {
     "acquire_lock": acquire_lock, "inspect": inspect, "empty_target": empty_target,
     "scale_step": scale_step, "wait_instances": wait_instances, "wait_elb": wait_elb,
-    "bake": bake, "drain": drain, "rollback": rollback,
+    "bake": bake, "drain": drain, "rollback": rollback, "approval": approval,
 }

@@ -52,10 +52,12 @@ def test_deploy_refuses_a_malformed_role_arn(capsys):
 
 
 def test_execution_input_carries_the_flags_and_the_wait_limits():
-    """interval = --update-timeout (whole seconds), polls = timeout / interval + 1."""
+    """interval = --update-timeout (whole seconds), polls = timeout / interval + 1, and the
+    timeouts a state may name in whole seconds (an approval's TimeoutSecondsPath)."""
     doc = engine.execution_input(Settings("qa", update_timeout=30, health_check_timeout=600),
                                  "RUN", "2026-01-01T00:00:00Z")
-    assert doc["limits"] == {"interval": 30, "polls": 21}
+    assert doc["limits"] == {"interval": 30, "polls": 21,
+                             "seconds": {"bake_time": 1, "health_check_timeout": 600}}
     assert doc["settings"]["environment"] == "qa" and doc["run_id"] == "RUN"
 
 
