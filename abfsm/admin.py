@@ -93,6 +93,8 @@ def _text(data: dict[str, Any]) -> list[str]:
             f"  heartbeat  {cur['heartbeat']} ({cur['heartbeat_age_s']:.0f} s ago"
             + (", stale" if cur["stale"] else "") + ")",
         ]
+        if cur.get("engine") == "stepfunctions":
+            lines.append(f"  engine     Step Functions, execution {cur.get('execution_arn') or '?'}")
         if ctx.get("target"):
             lbs = (ctx.get("load_balancers") or []) + (ctx.get("target_groups") or [])
             lines.append(f"  plan       {ctx.get('active') or '-'} -> {ctx['target']} "
@@ -103,8 +105,6 @@ def _text(data: dict[str, Any]) -> list[str]:
         if ctx.get("resumed"):
             lines.append("  processes  resumed for the run, to suspend again: " + "; ".join(
                 f"{asg} {' '.join(names)}" for asg, names in ctx["resumed"].items()))
-        if cur.get("execution_arn"):
-            lines.append(f"  execution  {cur['execution_arn']}")
         if cur.get("last_error"):
             lines.append(f"  error      {cur['last_error']}")
         if cur.get("approval"):
