@@ -153,6 +153,7 @@ def used_integrations(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
             resource = st.get("Resource", "")
             if resource.startswith("arn:aws:states:::aws-sdk:"):
                 service, api = resource.rsplit(":", 2)[-2:]
+                api = api.split(".", 1)[0]  # putObject.waitForTaskToken: the call is PutObject
                 seen.setdefault((service, api), None)
             if "ItemProcessor" in st:
                 visit(st["ItemProcessor"]["States"])
