@@ -1,5 +1,6 @@
 """The `approval` state compiled to Amazon States Language (no AWS): a waitForTaskToken task
-writing the lock record with the token, its timeout, and where each ending leads."""
+writing the lock record with the token, its timeout, and where each ending leads; and
+`sfn start --pause-at-approval`'s own check."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from abfsm.actions import ACTIONS
+from abfsm.cli import main
 from abfsm.sfn.compiler import compile_spec
 from abfsm.sfn.engine import role_policy
 from abfsm.spec import load_spec
@@ -80,3 +82,13 @@ def test_role_policy_names_the_calls_not_the_integration_pattern():
     spec = load_spec(str(SPEC), ACTIONS)
     [lock] = [s for s in role_policy(spec, "qa-locks")["Statement"] if s["Sid"] == "AbfsmLock"]
     assert lock["Action"] == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+
+
+def test_pause_at_approval_without_wait_is_refused_before_any_aws_call(capsys):
+    """--pause-at-approval only stops a follower: without --wait, exit 2 (a dead endpoint
+    proves no AWS call was made)."""
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:abfsm"
+    assert main(["sfn", "start", "--state-machine-arn", arn, "--environment", "qa",
+                 "--lock-bucket-name", "qa-locks", "--no-elb-check", "--pause-at-approval",
+                 "--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"]) == 2
+    assert "--pause-at-approval" in capsys.readouterr().err
