@@ -35,7 +35,7 @@ def status_data(settings: Settings, *, clock: Clock | None = None, services: Any
                 heartbeat_age_s=round(age, 1), stale=age > stale_after_s(r),
                 started_by=r.started_by, context=r.context, history=r.history,
                 engine=r.engine, execution_arn=r.execution_arn,
-                approval=pending(lock.store, r))  # an undecided approval (either engine)
+                approval=pending(r))  # an undecided approval (either engine)
     return {"environment": settings.environment, "free": holder is None, "current": current,
             "recent": [_brief(d) for d in lock.history(history)]}
 

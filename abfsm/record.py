@@ -49,7 +49,7 @@ class RunRecord:
     unlocked: dict[str, Any] | None = None  # who removed the lock with `abfsm unlock`, when
     engine: str = "local"  # which engine runs it: "local" (abfsm deploy) or "stepfunctions"
     execution_arn: str | None = None  # the Step Functions execution, for engine stepfunctions
-    approval: dict[str, Any] | None = None  # stepfunctions: the pending approval (task token)
+    approval: dict[str, Any] | None = None  # the approval request the run waits on (sfn: + token)
     kind: str = KIND
     schema: int = SCHEMA
 

@@ -112,6 +112,9 @@ def approval(run: Run) -> str:
             doc, _ = read(store, name)
     if doc is not None and doc.get("status") in (APPROVED, REJECTED):
         return _take(run, doc)
+    if doc is not None and run.record.approval != doc:
+        run.record.approval = dict(doc)  # `abfsm status` shows the request from the record
+        run.heartbeat()
     pause = run.settings.pause_at_approval
     run.log.info("approval.pending", state=run.state, command=command,
                  reject=approve_command(run.settings, "reject"), pause=pause,
@@ -136,6 +139,7 @@ def approval(run: Run) -> str:
 
 def _take(run: Run, doc: Mapping[str, Any]) -> str:
     decision = str(doc["status"])
+    run.record.approval = None  # saved with the next transition
     entry = {"at": doc.get("decided_at"), "approval": decision, "state": run.state,
              "by": doc.get("decided_by"), "reason": doc.get("reason")}
     if entry not in run.record.history:
@@ -149,18 +153,21 @@ def _take(run: Run, doc: Mapping[str, Any]) -> str:
     return decision
 
 
-def pending(store: Store, record: RunRecord) -> dict[str, Any] | None:
-    """The run's undecided approval request (its token left out), for `abfsm status`."""
-    found = _request(store, record)
-    if found is None or found[1].get("status") != PENDING:
+def pending(record: RunRecord) -> dict[str, Any] | None:
+    """The approval request the run waits on (its token left out), for `abfsm status`: the
+    record's `approval`, set by either engine when the state asks and cleared when the run
+    takes a decision (a local decision waits in the side document until then)."""
+    if record.approval is None or record.approval.get("status") != PENDING:
         return None
-    return {k: v for k, v in found[1].items() if k != TOKEN}
+    return {k: v for k, v in record.approval.items() if k != TOKEN}
 
 
 def _request(store: Store, record: RunRecord) -> tuple[str, dict[str, Any], str | None] | None:
     """(state, request, its document's ETag) of the run's latest approval request: the lock
     record's own `approval` (Step Functions), else the side document of the latest state."""
-    if record.approval is not None:
+    if record.engine == "stepfunctions":
+        if record.approval is None:
+            return None
         return str(record.approval.get("state", record.state)), dict(record.approval), None
     states = [h.get("dst") for h in record.history if h.get("dst")] + [record.state]
     for state in dict.fromkeys(reversed(states)):
