@@ -204,6 +204,21 @@ def test_approve_of_another_run_id_is_refused(world, engine):
     assert answers[0][0] == 3 and answers[1] == (0, "still pending") and answers[2][0] == 0
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_second_decision_is_refused(world, engine):
+    """approve, then reject at once: the reject exits 3 (the first decision wins: decided
+    already, or the execution no longer waits for that token), and the run completes."""
+    answers: list[tuple[int, str]] = []
+
+    def operator(_: dict[str, Any]) -> None:
+        answers.append(approve())
+        answers.append(reject("too late"))
+
+    assert run(engine, approval_settings(), operator) == 0
+    assert [code for code, _ in answers] == [0, 3]
+    assert capacities(world, ASGS)["qa-a"]["desired"] == 0
+
+
 def test_status_shows_the_same_pending_approval_for_both_engines(world):
     """`abfsm status` of a run waiting at approval: the same request fields (state, status,
     what, both commands, run_id) whichever engine runs it, the token never shown."""
