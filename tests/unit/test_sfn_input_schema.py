@@ -165,3 +165,22 @@ def test_settings_defaults_are_valid_settings():
     """Settings' defaults (what `sfn start` records) are valid against the schema."""
     doc = {"settings": Settings("qa", lock_bucket_name="my-locks").to_dict()}
     assert _errors(doc) == []
+
+
+def test_each_input_path_is_tested_for_presence_first():
+    """Before any other test of a caller's field (required settings, limits), its Choice tests
+    IsPresent: AWS fails a comparison on a missing path with States.Runtime (moto does not,
+    so only this test sees the order)."""
+    states = input_states("NEXT")
+    rules = states["abfsm.input"]["Choices"] + states["abfsm.input.check"]["Choices"]
+    first: dict[str, dict[str, Any]] = {}
+    for rule in rules:
+        inner = rule.get("Not", rule)
+        if inner["Variable"].startswith(("$.settings.", "$.limits.")):
+            first.setdefault(inner["Variable"], rule)
+    assert {"$.settings.environment", "$.settings.lock_bucket_name", "$.limits.interval",
+            "$.limits.polls"} <= set(first)
+    for path in ("$.settings.environment", "$.settings.lock_bucket_name", "$.limits.interval",
+                 "$.limits.polls"):
+        assert first[path] == {"Not": {"Variable": path, "IsPresent": True},
+                               "Next": first[path]["Next"]}
