@@ -282,3 +282,98 @@ def test_an_executions_start_time_is_an_iso_timestamp_as_on_aws(sfn_make):
     assert described["status"] == "SUCCEEDED"
     started = json.loads(described["output"])["t"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", started), started
+
+
+# 10 and 11. Step Functions: aws-sdk request/response shaping, SendTaskFailure's cause
+
+def _start(sfn: Any, definition: dict[str, Any]) -> str:
+    import json
+
+    arn = sfn.create_state_machine(name="t", definition=json.dumps(definition),
+                                   roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+    return str(sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
+
+
+def _described(sfn: Any, execution: str, until: Any = None) -> dict[str, Any]:
+    """The execution once `until()` holds, or once it is no longer RUNNING (moto runs it in
+    a thread: a few ms)."""
+    import time
+
+    for _ in range(100):
+        described = dict(sfn.describe_execution(executionArn=execution))
+        if (until() if until else described["status"] != "RUNNING"):
+            break
+        time.sleep(0.1)
+    return described
+
+
+_PUT_AND_GET = {"StartAt": "put", "States": {
+    "put": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:putObject",
+            "Parameters": {"Bucket": "b-fixes", "Key": "k", "Body": {"a": 1, "b": [True]}},
+            "ResultPath": None, "Next": "get"},
+    "get": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+            "Parameters": {"Bucket": "b-fixes", "Key": "k"},
+            "ResultSelector": {"doc.$": "States.StringToJson($.Body)"}, "End": True}}}
+
+
+def test_an_aws_sdk_json_body_is_written_and_read_back_as_on_aws(sfn_make):
+    """Correction 10: a JSON object as PutObject's Body is stored as its JSON text, and
+    GetObject's Body comes back as a string (here parsed again by States.StringToJson)."""
+    import json
+
+    sfn_make("s3").create_bucket(Bucket="b-fixes")
+    sfn = sfn_make("stepfunctions")
+    described = _described(sfn, _start(sfn, _PUT_AND_GET))
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"]) == {"doc": {"a": 1, "b": [True]}}
+    body = sfn_make("s3").get_object(Bucket="b-fixes", Key="k")["Body"].read()
+    assert json.loads(body) == {"a": 1, "b": [True]}
+
+
+def test_plain_moto_cannot_put_a_json_body(sfn_make):
+    """Without correction 10 the PutObject of a JSON Body fails (moto hands botocore a dict)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+        StateTaskServiceAwsSdk,
+    )
+
+    sfn_make("s3").create_bucket(Bucket="b-fixes")
+    sfn = sfn_make("stepfunctions")
+    with moto_fixes.unpatched((StateTaskServiceAwsSdk, "_normalise_parameters"),
+                              (StateTaskServiceAwsSdk, "_normalise_response")):
+        described = _described(sfn, _start(sfn, _PUT_AND_GET))
+    assert described["status"] == "FAILED" and described.get("error") == "States.Runtime"
+
+
+def _wait_for_token_machine() -> dict[str, Any]:
+    return {"StartAt": "ask", "States": {"ask": {
+        "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:putObject.waitForTaskToken",
+        "Parameters": {"Bucket": "b-fixes", "Key": "token", "Body.$": "$$.Task.Token"},
+        "TimeoutSeconds": 30, "End": True}}}
+
+
+def _fail_the_task(sfn_make: Any) -> dict[str, Any]:
+    """Run a task waiting for its token (written to S3), SendTaskFailure it: the execution."""
+    s3, sfn = sfn_make("s3"), sfn_make("stepfunctions")
+    s3.create_bucket(Bucket="b-fixes")
+    execution = _start(sfn, _wait_for_token_machine())
+    _described(sfn, execution, until=lambda: s3.list_objects_v2(Bucket="b-fixes")["KeyCount"])
+    token = s3.get_object(Bucket="b-fixes", Key="token")["Body"].read().decode()
+    sfn.send_task_failure(taskToken=token, error="my.Error", cause="the reason")
+    return _described(sfn, execution)
+
+
+def test_send_task_failure_keeps_its_cause(sfn_make):
+    """Correction 11: the execution a SendTaskFailure fails ends with its error and cause."""
+    described = _fail_the_task(sfn_make)
+    assert (described["status"], described.get("error"), described.get("cause")) == (
+        "FAILED", "my.Error", "the reason")
+
+
+def test_plain_moto_drops_the_cause_of_send_task_failure(sfn_make):
+    """Without correction 11 the cause is lost on the way."""
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    with moto_fixes.unpatched((StepFunctionResponse, "send_task_failure")):
+        described = _fail_the_task(sfn_make)
+    assert described["status"] == "FAILED" and described.get("error") == "my.Error"
+    assert not described.get("cause")
