@@ -99,8 +99,9 @@ def _text(data: dict[str, Any]) -> list[str]:
                 why = f": {h['reason']}" if h.get("reason") else ""
                 lines.append(f"    {h['at']}  {h['approval']} by {h['by']} in {h['state']}{why}")
                 continue
-            lines.append(f"    {h['at']}  {h['src']} -> {h['dst']} ({trigger_words(h['trigger'])}, "
-                         f"{h['elapsed_s']} s)")
+            took = f", {h['elapsed_s']} s" if h.get("elapsed_s") is not None else ""  # sfn: none
+            lines.append(f"    {h['at']}  {h['src']} -> {h['dst']} ({trigger_words(h['trigger'])}"
+                         f"{took})")
     if data["recent"] and data["recent"][0].get("versions"):
         lines.append(f"versions after the last run: {_versions(data['recent'][0]['versions'])}")
     if data["recent"]:

@@ -295,8 +295,16 @@ def _sfn_parser(sub: Any) -> None:
                        help="the state machine `abfsm sfn deploy` printed")
     start.add_argument("--wait", action="store_true",
                        help="follow the execution to its end and exit as `abfsm deploy` would")
+    start.add_argument("--resume", action="store_true",
+                       help="carry on the failed run in ENV's lock: a new execution RUN_ID-resume-N "
+                            "re-enters the state it failed in with the saved plan (only the "
+                            "timeouts may be given; every other setting is the run's)")
+    start.add_argument("--from-state", metavar="STATE",
+                       help="with --resume: the state to re-enter (default: the one it failed in)")
     _env(start)
     _deploy_flags(start)
+    # None: not given (--resume keeps the run's timeouts); settings_from() fills the defaults.
+    start.set_defaults(update_timeout=None, health_check_timeout=None)
 
 
 def _deploy_flags(p: argparse.ArgumentParser) -> None:
@@ -769,8 +777,15 @@ def _cmd_sfn(args: argparse.Namespace) -> int:
     _admin_logging(args)  # stdout is the ARN (or the document); log lines go to stderr
     if verb == "start":
         settings = settings_from(args)
-        engine.check_start(settings, args.state_machine_arn)  # exit 2 before any AWS call
-        runner.prepare(settings)
+        if args.resume:  # exit 2 before any AWS call
+            _check_resume_flags(args, engine.RESUME_OWN)
+            engine.check_resume(settings, args.state_machine_arn, runner.load(settings),
+                                args.from_state)
+        else:
+            if args.from_state is not None:
+                raise UsageError("--from-state is taken only with --resume")
+            engine.check_start(settings, args.state_machine_arn)
+            runner.prepare(settings)
     else:
         settings = Settings("-", spec=args.spec)
         if verb == "deploy":
@@ -798,11 +813,33 @@ def _cmd_sfn(args: argparse.Namespace) -> int:
     from abfsm.clock import clock_from_env
 
     clock = clock_from_env()
-    run_id, execution_arn = engine.start(services, settings, args.state_machine_arn, clock)
+    if args.resume:
+        overrides = {"update_timeout": args.update_timeout,
+                     "health_check_timeout": args.health_check_timeout}
+        run_id, execution_arn = engine.start_resume(services, settings, args.state_machine_arn,
+                                                    clock, spec, from_state=args.from_state,
+                                                    overrides=overrides)
+    else:
+        run_id, execution_arn = engine.start(services, settings, args.state_machine_arn, clock)
     sys.stdout.write(execution_arn + "\n")
     if args.wait:
         engine.outcome(engine.follow(services, execution_arn, clock))
     return 0
+
+
+def _check_resume_flags(args: argparse.Namespace, own: Sequence[str]) -> None:
+    """`sfn start --resume` takes the run's settings: a deploy flag given is refused."""
+    start = _subparser(_subparser(build_parser(), "sfn"), "start")
+    for act in start._actions:
+        if act.dest in own or act.dest in _RESUME_FLAGS or not act.option_strings:
+            continue
+        if getattr(args, act.dest, act.default) != act.default:
+            raise UsageError(f"--resume carries on with the run's own settings; "
+                             f"{act.option_strings[-1]} is not taken with it (only "
+                             "--update-timeout and --health-check-timeout may change)")
+
+
+_RESUME_FLAGS = ("help", "state_machine_arn", "wait", "resume", "from_state")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from abfsm.aws._call import call
+from abfsm.aws._call import call, error_code
+from abfsm.errors import AwsError
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,16 @@ class StateMachines:
                     log_params={"stateMachineArn": arn, "name": name},
                     stateMachineArn=arn, name=name, input=document)
         return str(resp["executionArn"])
+
+    def start_unless_taken(self, arn: str, name: str, document: str) -> str | None:
+        """Start an execution called `name`; None when the machine already has one by that
+        name (ExecutionAlreadyExists: pick another)."""
+        try:
+            return self.start(arn, name, document)
+        except AwsError as exc:
+            if exc.__cause__ is not None and error_code(exc.__cause__) == "ExecutionAlreadyExists":
+                return None
+            raise
 
     def describe(self, execution_arn: str) -> Execution:
         resp = call(self._client, "stepfunctions", "DescribeExecution",
