@@ -66,30 +66,38 @@ def _asg_updates(make: Callable[[str], Any], execution: str) -> int:
                and e["taskScheduledEventDetails"]["resource"] == "updateAutoScalingGroup")
 
 
+def _last_line(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 def _executions(make: Callable[[str], Any], machine: str) -> list[str]:
     found = make("stepfunctions").list_executions(stateMachineArn=machine)["executions"]
     return sorted(e["name"] for e in found)
 
 
-def _waiting_record(make: Callable[[str], Any]) -> RunRecord:
-    """The lock's record once the execution waits in wait-instances with a heartbeat later
-    than its start (a poll's refresh)."""
+def _waiting_record(make: Callable[[str], Any], after: str = "") -> RunRecord:
+    """The lock's record once the execution waits in wait-instances (with a heartbeat later
+    than `after`)."""
     def waiting() -> RunRecord | None:
         rec = _record(make)
-        late = rec is not None and rec.heartbeat > rec.started_at
-        return rec if late and rec.state == "wait-instances" else None  # type: ignore[union-attr]
+        if rec is None or rec.state != "wait-instances" or rec.heartbeat <= after:
+            return None
+        return rec
 
-    return _until(waiting, "the record in wait-instances with a later heartbeat")  # type: ignore[no-any-return]
+    return _until(waiting, f"the record in wait-instances, heartbeat after {after!r}")  # type: ignore[no-any-return]
 
 
 def test_the_record_follows_the_execution_while_it_waits(sfn_make, frozen_world):
     """While an execution waits for instances, the lock's record says wait-instances, its
-    heartbeat moves past started_at, its history holds each move so far and its context the
-    plan inspect decided."""
+    heartbeat is later than started_at and moves on with the polls, its history holds each
+    move so far and its context the plan inspect decided."""
     build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
     code, execution = _start(_machine(), *start_argv(settings_for(instance_count=2)))
     assert code == 0
-    rec = _waiting_record(sfn_make)
+    entered = _waiting_record(sfn_make)
+    assert entered.heartbeat > entered.started_at
+    rec = _waiting_record(sfn_make, after=entered.heartbeat)  # a poll's refresh
     assert rec.status == "running" and rec.engine == "stepfunctions"
     assert rec.execution_arn == execution
     assert [(h["src"], h["trigger"], h["dst"]) for h in rec.history] == [
@@ -182,15 +190,17 @@ def test_a_lock_changed_since_it_was_read_is_not_taken_over(sfn_make, frozen_wor
     assert capacities(sfn_make, ASGS)["qa-b"]["desired"] == 2
 
 
-def test_resume_without_a_lock_is_refused(sfn_make):
-    """No lock: exit 3 and no execution started."""
+def test_resume_without_a_lock_is_refused(sfn_make, capsys):
+    """No lock: exit 3, one line saying so, and no execution started."""
     build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
     machine = _machine()
+    capsys.readouterr()
     assert _resume(machine)[0] == 3
+    assert "nothing to resume for qa: no lock" in _last_line(capsys)
     assert _executions(sfn_make, machine) == []
 
 
-def test_resume_of_a_local_engine_run_is_refused(sfn_make, frozen_world):
+def test_resume_of_a_local_engine_run_is_refused(sfn_make, frozen_world, capsys):
     """A lock held by a failed `abfsm deploy` run: exit 3, the lock's bytes untouched, no
     execution started."""
     build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
@@ -198,25 +208,29 @@ def test_resume_of_a_local_engine_run_is_refused(sfn_make, frozen_world):
     body = lock_body(sfn_make)
     assert body is not None and b'"engine": "local"' in body
     machine = _machine()
+    capsys.readouterr()
     assert _resume(machine)[0] == 3
+    assert "not by an execution: carry it on with `abfsm resume`" in _last_line(capsys)
     assert lock_body(sfn_make) == body
     assert _executions(sfn_make, machine) == []
 
 
-def test_resume_while_the_execution_still_runs_is_refused(sfn_make, frozen_world):
+def test_resume_while_the_execution_still_runs_is_refused(sfn_make, frozen_world, capsys):
     """The record's execution is RUNNING: exit 3, no second execution started."""
     build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
     machine = _machine()
     code, execution = _start(machine, *start_argv(settings_for(instance_count=2)))
     assert code == 0
     rec = _waiting_record(sfn_make)
+    capsys.readouterr()
     assert _resume(machine)[0] == 3
+    assert "is still RUNNING" in _last_line(capsys)
     assert _executions(sfn_make, machine) == [rec.run_id]
     _ended(sfn_make, execution)
 
 
 @pytest.mark.parametrize("state", ["drain", "scale"])
-def test_resume_from_a_state_the_plan_cannot_support_is_a_usage_error(sfn_make, state):
+def test_resume_from_a_state_the_plan_cannot_support_is_a_usage_error(sfn_make, state, capsys):
     """A run that failed in inspect (qa-b missing) decided no plan: --from-state drain or
     scale exits 2 naming what is missing; the lock is untouched and nothing started."""
     build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
@@ -232,6 +246,8 @@ def test_resume_from_a_state_the_plan_cannot_support_is_a_usage_error(sfn_make, 
     gone = sfn_make("stepfunctions").start_execution(
         stateMachineArn=machine, name="gone", input=json.dumps({"resume": {"state": "x"}}))
     assert _ended(sfn_make, gone["executionArn"])["error"] == "abfsm.Refused"
+    capsys.readouterr()
     assert _resume(machine, "--from-state", state)[0] == 2
+    assert f"cannot resume run 20261201T000000Z-abcdef from {state}: it needs" in _last_line(capsys)
     assert lock_body(sfn_make) == before
     assert _executions(sfn_make, machine) == ["gone"]
