@@ -113,6 +113,8 @@ def _entry(spec: Spec, name: str, action: States) -> States:
     any other's appends `$.move` to the history and saves the record with IfMatch."""
     ctx = Ctx(name, {}, {})
     act = f"{name}.{ACT}"
+    if name not in action:  # a fragment's first state is named after its spec state
+        raise AssertionError(f"the ASL form of {name} has no state named {name!r}")
     body = {(act if key == name else key): st for key, st in action.items()}
     if name == spec.initial:
         fresh = {"hist": {"text": "", "list": [], "ctx": {"count": {}}}, "plan": {}, "count": {}}
