@@ -10,6 +10,14 @@ record there; the others release it; all failures end in a Fail state whose erro
 abfsm.Refused (exit 3), abfsm.RolledBack or abfsm.StateFailed (exit 1). States no path
 reaches (e.g. `planned`: `sfn start` refuses --dry-run) are left out, as AWS requires.
 
+The machine starts at `abfsm.input` (input_states()), so an execution started by anything
+(EventBridge, API Gateway, the console) needs only `{"settings": {"environment": ...,
+"lock_bucket_name": ...}}`: it refuses an input without those two strings, fills run_id
+(the execution's name), started_at (its start time), every other setting's default and
+`limits` (from the default timeouts: ASL has no division), and refuses what `sfn start`
+refuses (--dry-run, what this preview does not compile), each with the error
+abfsm.InvalidInput (exit 2) naming the field, before any AWS call.
+
 The record follows the execution. Each move SRC --trigger--> DST passes through the Pass
 `SRC.on-TRIGGER`, which puts the move in `$.move`; each spec state's entry (the ASL state
 named exactly as the spec state) appends it to the history (`$.hist`), builds the run record
@@ -19,7 +27,7 @@ save whose condition fails (the lock was removed or replaced: `abfsm unlock --fo
 to `STATE.lock-lost`: the execution fails with abfsm.StateFailed, saying so, and changes
 nothing more. The initial state's entry starts the history and the plan empty instead.
 
-The machine starts at `abfsm.resume?` (resume_entry()): an execution whose input carries
+From there it goes to `abfsm.resume?` (resume_entry()): an execution whose input carries
 `resume` (`abfsm sfn start --resume`) takes the lock over with IfMatch on the ETag the CLI
 read (a lock changed since: abfsm.Refused, nothing changed), records the move `resume` and
 re-enters the named state with the saved plan; any other execution goes to the initial state.
@@ -28,9 +36,12 @@ re-enters the named state with the saved plan; any other execution goes to the i
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
+from abfsm.context import Settings
 from abfsm.errors import SpecError
 from abfsm.sfn.fragments import (
     FRAGMENTS, NOW, Ctx, NoAslForm, State, States, lock_key, record, save, task,
@@ -38,16 +49,19 @@ from abfsm.sfn.fragments import (
 from abfsm.spec import Spec
 
 ERROR_REFUSED, ERROR_FAILED, ERROR_ROLLED_BACK = "abfsm.Refused", "abfsm.StateFailed", "abfsm.RolledBack"
-ERRORS = {ERROR_REFUSED: 3, ERROR_FAILED: 1, ERROR_ROLLED_BACK: 1}
+ERROR_INPUT = "abfsm.InvalidInput"  # the execution input is unusable: exit 2, nothing changed
+ERRORS = {ERROR_REFUSED: 3, ERROR_FAILED: 1, ERROR_ROLLED_BACK: 1, ERROR_INPUT: 2}
 _RELEASE_FAILED = "abfsm.release-failed"
 _LOCK_LOST = "abfsm.lock-lost"
-RESUME = "abfsm.resume?"  # the machine's StartAt: resume_entry()
+RESUME = "abfsm.resume?"  # after abfsm.input: resume_entry()
 ACT = "act"  # STATE.act: where a state's action begins, after its entry saved the record
+INPUT = "abfsm.input"  # the machine's StartAt: input_states(), then RESUME
+REQUIRED = ("environment", "lock_bucket_name")  # the settings an execution input must give
 
 
 def compile_spec(spec: Spec) -> dict[str, Any]:
     """The ASL document of `spec` (SpecError, exit 2, naming a state without an ASL form)."""
-    states: States = resume_entry(spec, spec.initial)
+    states: States = input_states(RESUME) | resume_entry(spec, spec.initial)
     for name in spec.working_states:
         st = spec.states[name]
         fragment = FRAGMENTS.get(st.action or "")
@@ -70,9 +84,122 @@ def compile_spec(spec: Spec) -> dict[str, Any]:
                                "Cause": "the lock could not be saved or released"}
     states[_LOCK_LOST] = {"Type": "Fail", "Error": ERROR_FAILED, "CausePath": "$.error.Cause"}
     doc = {"Comment": f"abfsm: {spec.path} (spec version {spec.version}), compiled by "
-                      "`abfsm sfn compile`", "StartAt": RESUME,
-           "States": _reachable(RESUME, states)}
+                      "`abfsm sfn compile`", "StartAt": INPUT,
+           "States": _reachable(INPUT, states)}
     return doc
+
+
+LIMITS_FROM = ("update_timeout", "health_check_timeout")  # the settings wait_limits() reads
+
+
+def wait_limits(settings: Settings) -> dict[str, int]:
+    """The waits' `limits`: `interval` = --update-timeout in whole seconds, `polls` =
+    --health-check-timeout / interval + 1."""
+    interval = max(1, math.ceil(settings.update_timeout))
+    return {"interval": interval, "polls": math.floor(settings.health_check_timeout / interval) + 1}
+
+
+def input_states(next_: str) -> States:
+    """`abfsm.input` and its chain: the execution input checked and completed, then `next_`.
+
+    1. `abfsm.input`: settings.environment and settings.lock_bucket_name must be non-empty
+       strings, else Fail `abfsm.input.FIELD` (abfsm.InvalidInput naming the field).
+    2. `.defaults` / `.settings` / `.fill`: the input shallow-merged over the defaults (run_id
+       = the execution's name, started_at = its start time to the second, `limits` from the
+       default timeouts) and settings over every setting's default (States.JsonMerge); keys
+       the caller gives win, any other key of the input is kept.
+    3. `.lengths` / `.check`: refused (Fail `abfsm.input.FIELD`) when `limits` lacks a whole
+       interval or polls of at least 1, when dry_run is set, or when a setting this preview
+       does not compile (engine.UNSUPPORTED) is not at its default.
+    """
+    def name(part: str) -> str:
+        return f"{INPUT}.{part}"
+
+    defaults = {k: v for k, v in Settings("-").to_dict().items() if k not in REQUIRED}
+    states: States = {INPUT: {"Type": "Choice", "Choices": [
+        rule for field in REQUIRED for rule in _non_empty_string(f"$.settings.{field}", name(field))],
+        "Default": name("defaults")}}
+    for field in REQUIRED:
+        states[name(field)] = _invalid(f"settings.{field} is required, a non-empty string")
+    start_time = "States.ArrayGetItem(States.StringSplit($$.Execution.StartTime, '.Z'), 0)"
+    states |= {
+        name("defaults"): {"Type": "Pass", "Parameters": {
+            "defaults": {"run_id.$": "$$.Execution.Name",
+                         "started_at.$": f"States.Format('{{}}Z', {start_time})",
+                         "limits": wait_limits(Settings("-")), "settings": defaults},
+            "input.$": "$"}, "ResultPath": "$", "Next": name("settings")},
+        name("settings"): {"Type": "Pass", "Parameters": {
+            "settings.$": "States.JsonMerge($.defaults.settings, $.input.settings, false)"},
+            "ResultPath": "$.merged", "Next": name("fill")},
+        name("fill"): {"Type": "Pass", "Parameters": {
+            "doc.$": "States.JsonMerge(States.JsonMerge($.defaults, $.input, false), $.merged, "
+                     "false)"}, "OutputPath": "$.doc", "Next": name("lengths")},
+    }
+    refused = refused_settings()
+    lists = [field for field, _ in refused if isinstance(defaults[field], list)]
+    states[name("lengths")] = {"Type": "Pass", "Parameters": {
+        f"{field}.$": f"States.ArrayLength($.settings.{field})" for field in lists},
+        "ResultPath": "$.input_lengths", "Next": name("check")}
+    choices: list[State] = []
+    for key in ("interval", "polls"):
+        path = f"$.limits.{key}"
+        choices += [{"Not": {"Variable": path, "IsPresent": True}, "Next": name("limits")},
+                    {"Not": {"Variable": path, "IsNumeric": True}, "Next": name("limits")},
+                    {"Variable": path, "NumericLessThan": 1, "Next": name("limits")}]
+    fails: States = {}
+    fails[name("limits")] = _invalid(
+        "limits: needs interval (seconds between polls) and polls (polls before a wait "
+        "fails), whole numbers of at least 1; leave it out for the default timeouts")
+    for field, why in refused:
+        value = defaults[field]
+        path = f"$.input_lengths.{field}" if field in lists else f"$.settings.{field}"
+        if isinstance(value, bool):
+            test: State = {"Variable": path, "BooleanEquals": not value}
+        elif isinstance(value, list):
+            test = {"Variable": path, "NumericGreaterThan": 0}
+        elif value is None:
+            test = {"Not": {"Variable": path, "IsNull": True}}
+        else:
+            test = {"Not": {"Variable": path, "NumericEquals": value}}
+        choices.append({**test, "Next": name(field)})
+        fails[name(field)] = _invalid(f"settings.{field}: {why}")
+    states[name("check")] = {"Type": "Choice", "Choices": choices, "Default": next_}
+    return states | fails
+
+
+def _non_empty_string(path: str, invalid: str) -> list[State]:
+    """Choice rules sending `path` to `invalid` unless it is a non-empty string (in order:
+    a comparison on a missing path is an error in AWS, so presence is tested first)."""
+    return [{"Not": {"Variable": path, "IsPresent": True}, "Next": invalid},
+            {"Not": {"Variable": path, "IsString": True}, "Next": invalid},
+            {"Variable": path, "StringEquals": "", "Next": invalid}]
+
+
+def _invalid(cause: str) -> State:
+    return {"Type": "Fail", "Error": ERROR_INPUT, "Cause": f"execution input: {cause}"}
+
+
+def refused_settings() -> list[tuple[str, str]]:
+    """(setting, why) for each setting `sfn start` refuses away from its default: dry_run,
+    and each one engine.UNSUPPORTED names (found by trying a value other than the default)."""
+    from abfsm.sfn.engine import UNSUPPORTED  # engine imports this module
+
+    defaults = Settings("-").to_dict()
+    out = [("dry_run", "an execution changes AWS; for the plan run `abfsm deploy --dry-run` "
+                       "with the same flags")]
+    for f in fields(Settings):
+        if f.name in REQUIRED or f.name == "dry_run":
+            continue
+        value = defaults[f.name]
+        probe: Any = (not value if isinstance(value, bool) else ["x"] if isinstance(value, list)
+                      else "x" if value is None or isinstance(value, str) else value + 1)
+        probed = Settings("-", **{f.name: probe})
+        for flag, used in UNSUPPORTED:
+            if used(probed):
+                out.append((f.name, f"{flag} is not supported by the Step Functions engine yet "
+                                    "(use `abfsm deploy`)"))
+                break
+    return out
 
 
 def to_json(doc: Mapping[str, Any]) -> str:

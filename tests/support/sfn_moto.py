@@ -3,7 +3,9 @@
 moto gaps corrected here (not in the ASL): executions must be enabled with
 `mock_aws(config={"stepfunctions": {"execute_state_machine": True}})`; the aws-sdk service
 names of the load balancer APIs (`elasticloadbalancing`, `elasticloadbalancingv2`) are not
-boto3's (`elb`, `elbv2`); Wait states sleep in real time, so tests poll every 1 s.
+boto3's (`elb`, `elbv2`); the context object's `$$.Execution.StartTime` is a datetime, where
+AWS gives an ISO 8601 string (`2019-03-26T20:14:13.192Z`); Wait states sleep in real time,
+so tests poll every 1 s.
 
 `sfn_make` (fixture, in tests/aws/conftest.py) yields a client factory like `make`; `run_local`
 and `run_sfn` run the same Settings through `abfsm deploy` (the runner) and `abfsm sfn deploy`
@@ -30,10 +32,27 @@ ROLE = "arn:aws:iam::123456789012:role/abfsm-sfn"
 ASGS = ["qa-a", "qa-b"]
 
 
+def _aws_start_time(environment: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """moto gap: `$$.Execution.StartTime` as AWS gives it, ISO 8601 in UTC with milliseconds."""
+    from datetime import datetime, timezone
+
+    def corrected(worker: Any) -> Any:
+        env = environment(worker)
+        execution = env.states.context_object.context_object_data["Execution"]
+        started = execution["StartTime"]
+        if isinstance(started, datetime):
+            execution["StartTime"] = (started.astimezone(timezone.utc)
+                                      .strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z")
+        return env
+
+    return corrected
+
+
 @contextlib.contextmanager
 def executing_moto() -> Iterator[Callable[[str], Any]]:
     """In-process moto with Step Functions executions enabled."""
     from moto import mock_aws
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
         StateTaskService,
@@ -43,10 +62,13 @@ def executing_moto() -> Iterator[Callable[[str], Any]]:
     overrides = StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
     saved = dict(overrides)
     overrides.update({"elasticloadbalancing": "elb", "elasticloadbalancingv2": "elbv2"})  # type: ignore[index]
+    environment = ExecutionWorker._get_evaluation_environment
+    ExecutionWorker._get_evaluation_environment = _aws_start_time(environment)  # type: ignore[method-assign]
     try:
         with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
             yield client_factory()
     finally:
+        ExecutionWorker._get_evaluation_environment = environment  # type: ignore[method-assign]
         overrides.clear()  # type: ignore[attr-defined]
         overrides.update(saved)  # type: ignore[attr-defined]
 

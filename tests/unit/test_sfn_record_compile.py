@@ -1,5 +1,6 @@
 """The compiled machine keeps the run record (entries, moves, heartbeats, a lost lock) and
-starts at `abfsm.resume?`; `sfn start --resume`'s checks and input (no AWS)."""
+goes from its input's entry to `abfsm.resume?`; `sfn start --resume`'s checks and input
+(no AWS)."""
 
 from __future__ import annotations
 
@@ -104,11 +105,12 @@ def test_a_lost_lock_fails_the_execution_as_state_failed_saying_so():
                                     "CausePath": "$.error.Cause"}
 
 
-def test_the_machine_starts_at_the_resume_choice():
-    """StartAt abfsm.resume?: without $.resume on to the initial state; with it, a state it
-    re-enters goes to the take-over, any other to a Refused end."""
+def test_the_input_entry_leads_to_the_resume_choice():
+    """abfsm.input's checks end at abfsm.resume?: without $.resume on to the initial state;
+    with it, a state it re-enters goes to the take-over, any other to a Refused end."""
     doc = compile_spec(_spec())
-    assert doc["StartAt"] == RESUME
+    assert doc["StartAt"] == "abfsm.input"
+    assert doc["States"]["abfsm.input.check"]["Default"] == RESUME
     choice = doc["States"][RESUME]
     assert choice["Default"] == "locked"
     known, other = choice["Choices"]
