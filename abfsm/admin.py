@@ -87,8 +87,11 @@ def _text(data: dict[str, Any]) -> list[str]:
             lines.append(f"  engine     Step Functions, execution {cur.get('execution_arn') or '?'}")
         if ctx.get("target"):
             lbs = (ctx.get("load_balancers") or []) + (ctx.get("target_groups") or [])
+            count = ctx.get("count") or {}  # an execution's plan: n, step, desired (no list)
+            steps = ctx.get("steps") or (f"of {count['step']}, at {count['desired']}"
+                                         if count.get("step") else None)
             lines.append(f"  plan       {ctx.get('active') or '-'} -> {ctx['target']} "
-                         f"({ctx.get('target_count')} instances, steps {ctx.get('steps')})")
+                         f"({ctx.get('target_count') or count.get('n')} instances, steps {steps})")
             lines.append(f"  balancers  {', '.join(lbs) if lbs else 'none'}")
         if ctx.get("versions"):
             lines.append(f"  versions   {_versions(ctx['versions'])}")

@@ -91,7 +91,7 @@ def _waiting_record(make: Callable[[str], Any], after: str = "") -> RunRecord:
 def test_the_record_follows_the_execution_while_it_waits(sfn_make, frozen_world):
     """While an execution waits for instances, the lock's record says wait-instances, its
     heartbeat is later than started_at and moves on with the polls, its history holds each
-    move so far and its context the plan inspect decided."""
+    move so far and its context the plan inspect decided; `abfsm status` shows them."""
     build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
     code, execution = _start(_machine(), *start_argv(settings_for(instance_count=2)))
     assert code == 0
@@ -105,6 +105,11 @@ def test_the_record_follows_the_execution_while_it_waits(sfn_make, frozen_world)
         ("scale", "scaled", "wait-instances")]
     assert rec.context["target"] == "qa-b" and rec.context["active"] == "qa-a"
     assert rec.context["count"] == {"n": 2, "step": 2, "desired": 2}
+    code, status = cli("status", "--environment", "qa", "--lock-bucket-name", BUCKET,
+                       "--region", REGION)
+    assert code == 0 and "is running in wait-instances" in status
+    assert "plan       qa-a -> qa-b (2 instances, steps of 2, at 2)" in status
+    assert "scale -> wait-instances (scaled)" in status
     assert _ended(sfn_make, execution)["status"] == "FAILED"
 
 
@@ -245,7 +250,7 @@ def test_resume_from_a_state_the_plan_cannot_support_is_a_usage_error(sfn_make, 
     before = lock_body(sfn_make)
     gone = sfn_make("stepfunctions").start_execution(
         stateMachineArn=machine, name="gone", input=json.dumps({"resume": {"state": "x"}}))
-    assert _ended(sfn_make, gone["executionArn"])["error"] == "abfsm.Refused"
+    assert _ended(sfn_make, gone["executionArn"])["status"] == "FAILED"  # ended: not RUNNING
     capsys.readouterr()
     assert _resume(machine, "--from-state", state)[0] == 2
     assert f"cannot resume run 20261201T000000Z-abcdef from {state}: it needs" in _last_line(capsys)
