@@ -27,6 +27,7 @@ from typing import Any
 
 from abfsm import __version__
 from abfsm.aws.stepfunctions import HistoryEvent
+from abfsm.clock import utc_iso
 from abfsm.context import Settings
 from abfsm.runner import NextStep, RenderNext, plain_next
 from abfsm.sfn.compiler import ERROR_REFUSED
@@ -275,11 +276,11 @@ class HistoryMapper:
             error=error, active=plan.get("active"), target=plan.get("target"),
             active_count=int(plan.get("active_count") or 0),
             target_count=int(count.get("n") or 0) if plan.get("target") else 0,
-            lock=lock, next=self._next(holds, final), dry_run=False,
+            lock=lock, next=self._next(holds), dry_run=False,
             changed=sorted(self._changed))
         return [self.finished]
 
-    def _next(self, holds: bool, final: str | None) -> list[str]:
+    def _next(self, holds: bool) -> list[str]:
         settings = Settings.from_dict({**self.settings, **{k: v for k, v in self.connection.items()
                                                          if v is not None}})
         run_id = {"run_id": self.run_id}
@@ -300,9 +301,9 @@ class HistoryMapper:
                 "failed_state": self.failed_state, "error": self.error, "cause": self.cause,
                 "exit_code": exit_code(self.status, self.error) if self.ended else None,
                 "lock": self.finished["lock"] if self.finished else self.lock_where,
-                "started_at": self._started.isoformat() if self._started else None,
+                "started_at": utc_iso(self._started) if self._started else None,
                 "path": [{"src": m.src, "dst": m.dst, "trigger": m.trigger,
-                          "at": m.at.isoformat(), "elapsed_s": m.elapsed_s}
+                          "at": utc_iso(m.at), "elapsed_s": m.elapsed_s}
                          for m in self.moves]}
 
 
