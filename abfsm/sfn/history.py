@@ -1,11 +1,12 @@
 """An execution's history as abfsm's log events: what `abfsm sfn watch` and `sfn status` show.
 
 The compiled machine names each spec state exactly as states.yaml does and its inner states
-`STATE.part` (abfsm/sfn/compiler.py), so a state entered whose name has no dot, outside any
-Map iteration, is a spec state: entering one is a move of the machine, and the spec's
-transitions (source, dest) name its trigger. Everything else (inner states, the Map
-processors' own states, entry states such as `abfsm.input`) is read only for what it says
-(the lock taken, the mutating calls, the failure) or ignored.
+`STATE.part` (abfsm/sfn/compiler.py), so a state entered outside any Map iteration whose name
+is a spec state's (in the packaged spec: a name without a dot) is that spec state: entering
+one is a move of the machine, and the spec's transitions (source, dest) name its trigger.
+Everything else (inner states, the Map processors' own states, entry states such as
+`abfsm.input`) is read only for what it says (the lock taken, the mutating calls, the
+failure) or ignored.
 
 `HistoryMapper.feed(events)` turns history events (abfsm.aws.stepfunctions.HistoryEvent, in
 id order, as many at a time as a poll brings) into the event dicts of abfsm/log_schema.py that
@@ -154,8 +155,8 @@ class HistoryMapper:
         if name == RELEASE_FAILED:
             self._release_failed = True
             return []
-        if "." in name or name not in self.spec.states:
-            return []  # an inner state (STATE.part) or one of the compiler's own
+        if name not in self.spec.states:
+            return []  # an inner state (STATE.part) or one of the compiler's own (abfsm.*)
         doc = _json(e.data)
         if self.state is None:  # the first spec state: where the run starts, no move yet
             self.state, self._entered, self._doc = name, e.timestamp, doc

@@ -5,6 +5,7 @@ small hand-made ones; the history adapter's paging."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -17,6 +18,7 @@ from abfsm.log_schema import validate
 from abfsm.runner import load
 from abfsm.sfn import engine
 from abfsm.sfn.history import HistoryMapper, exit_code, map_history
+from abfsm.spec import StateSpec, Transition
 from tests.support.sfn_history import CASES, execution_arn, load as recorded
 
 SPEC = load(Settings("-"))
@@ -144,11 +146,32 @@ def test_inner_states_entry_states_and_map_iterations_are_not_moves():
     assert _moves(events) == [("locked", "inspect", "acquired"), ("inspect", "scale", "deploy")]
 
 
+def test_a_spec_state_whose_name_has_a_dot_is_still_a_spec_state():
+    """A spec with a state `bake.long`: entering it is a move; `bake.long.part` is not."""
+    spec = replace(SPEC, states={**SPEC.states, "bake.long": StateSpec("bake.long", action="bake")},
+                   transitions=(*SPEC.transitions, Transition("go", "locked", "bake.long")))
+    events = map_history(_history(("PassStateEntered", "locked", {}),
+                                  ("PassStateEntered", "bake.long", {}),
+                                  ("PassStateEntered", "bake.long.part", {})), spec)
+    assert _moves(events) == [("locked", "bake.long", "go")]
+
+
 def test_a_move_the_spec_does_not_declare_has_the_unknown_trigger():
     """An execution of another machine (locked -> drain): the move is logged, trigger unknown."""
     events = map_history(_history(("PassStateEntered", "locked", {}),
                                   ("PassStateEntered", "drain", {})), SPEC)
     assert _moves(events) == [("locked", "drain", "unknown")]
+
+
+def test_of_two_triggers_to_one_state_a_new_error_picks_the_failure_trigger():
+    """A spec where `gave_up` and `fail` both lead wait-instances -> failed: the recorded
+    timeout (a new error in the document) is `fail`; the same move without one is `gave_up`."""
+    spec = replace(SPEC, transitions=(*SPEC.transitions,
+                                      Transition("gave_up", "wait-instances", "failed")))
+    assert _moves(map_history(recorded("wait-timeout"), spec))[-1][2] == "fail"
+    quiet = map_history(_history(("PassStateEntered", "wait-instances", {}),
+                                 ("ChoiceStateEntered", "failed", {})), spec)
+    assert _moves(quiet) == [("wait-instances", "failed", "gave_up")]
 
 
 def test_a_timed_out_execution_ends_with_exit_1_and_says_the_lock_may_be_held():
