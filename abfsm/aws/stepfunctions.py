@@ -102,14 +102,16 @@ class StateMachines:
         """The execution's events after event id `after`, oldest first.
 
         Read newest first (reverseOrder), page by page, until a page reaches `after`: a poll
-        reads only what is new however long the history is.
+        reads only what is new however long the history is (in pages of 100 after the first
+        read: an event can carry 256 KB of state data).
         """
         token: str | None = None
         found: dict[int, HistoryEvent] = {}
         while True:
             extra: dict[str, Any] = {"nextToken": token} if token else {}
             page = call(self._client, "stepfunctions", "GetExecutionHistory",
-                        executionArn=execution_arn, reverseOrder=True, maxResults=1000, **extra)
+                        executionArn=execution_arn, reverseOrder=True,
+                        maxResults=1000 if not after else 100, **extra)
             events = [history_event(e) for e in page.get("events", [])]
             found.update({e.id: e for e in events if e.id > after})
             token = page.get("nextToken")

@@ -158,6 +158,8 @@ class HistoryMapper:
         if name not in self.spec.states:
             return []  # an inner state (STATE.part) or one of the compiler's own (abfsm.*)
         doc = _json(e.data)
+        if (doc.get("lock") or {}).get("etag"):  # held (taken here, or by the run resumed)
+            self._lock_taken = True
         if self.state is None:  # the first spec state: where the run starts, no move yet
             self.state, self._entered, self._doc = name, e.timestamp, doc
             return []
@@ -301,11 +303,17 @@ class HistoryMapper:
                 "environment": self.env, "status": self.status, "state": self.state,
                 "failed_state": self.failed_state, "error": self.error, "cause": self.cause,
                 "exit_code": exit_code(self.status, self.error) if self.ended else None,
-                "lock": self.finished["lock"] if self.finished else self.lock_where,
+                "lock": self._lock_now(),
                 "started_at": utc_iso(self._started) if self._started else None,
                 "path": [{"src": m.src, "dst": m.dst, "trigger": m.trigger,
                           "at": utc_iso(m.at), "elapsed_s": m.elapsed_s}
                          for m in self.moves]}
+
+
+    def _lock_now(self) -> str:
+        if self.finished is not None:
+            return str(self.finished["lock"])
+        return "held by this run: " + self.lock_where if self._lock_taken else "not taken (yet)"
 
 
 def map_history(events: Iterable[HistoryEvent], spec: Spec, **kwargs: Any) -> list[dict[str, Any]]:

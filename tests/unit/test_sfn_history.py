@@ -121,6 +121,18 @@ def test_fed_in_overlapping_pieces_each_event_is_mapped_once():
     assert pieces == whole and mapper.ended
 
 
+def test_the_report_of_a_running_execution_names_its_state_and_the_lock_held():
+    """Half a history: RUNNING, in the spec state last entered, the lock held, no exit code,
+    the moves so far."""
+    history = recorded("ab-stepped")
+    mapper = HistoryMapper(SPEC, execution_arn("ab-stepped"))
+    mapper.feed([e for e in history if e.id <= 60])
+    report = mapper.report()
+    assert (report["status"], report["exit_code"], report["error"]) == ("RUNNING", None, None)
+    assert report["state"] == report["path"][-1]["dst"] == "wait-instances"
+    assert report["lock"] == "held by this run: s3://abfsm-locks/qa.lock"
+
+
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
