@@ -11,10 +11,11 @@ failure) or ignored.
 `HistoryMapper.feed(events)` turns history events (abfsm.aws.stepfunctions.HistoryEvent, in
 id order, as many at a time as a poll brings) into the event dicts of abfsm/log_schema.py that
 a local `abfsm deploy` logs for the same run: `run.started`, `lock.acquired`, `aws.call` (the
-mutating calls), `inspect.decided`, `state.failed` then the `transition` it caused, and
-`run.finished` with the exit code `abfsm deploy` would have. Each dict holds `event`, `level`
-and the event's keys; `run_id` and `env` are the mapper's (bound by whoever logs them), `ts`
-is the logger's. No I/O here.
+mutating calls), `inspect.decided`, `scale.step`, `drain.started`, the skipped states'
+`wait_elb.skipped` / `bake.skipped` / `drain.nothing`, `rollback.done`, `state.failed` then
+the `transition` it caused, and `run.finished` with the exit code `abfsm deploy` would have.
+Each dict holds `event`, `level` and the event's keys; `run_id` and `env` are the mapper's
+(bound by whoever logs them), `ts` is the logger's. No I/O here.
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ class HistoryMapper:
     _release_failed: bool = False
     _changed: set[str] = field(default_factory=set)
     _last_id: int = 0
+    _calls: int = 0  # tasks the current spec state has scheduled
+    _scaled: int = 0  # scale steps so far
+    _steps: int = 0  # steps inspect decided
+    _lb_source: str = ""
 
     @property
     def ended(self) -> bool:
@@ -175,15 +180,30 @@ class HistoryMapper:
             out.append(self._state_failed(src, trigger, error))
         elif action == "inspect":
             out.append(self._inspect_decided(doc, trigger))
-        elif action == "rollback":
-            plan = doc.get("plan") or {}
-            out.append(_event("rollback.done", asg=str(plan.get("target") or "?"),
-                              kept=plan.get("active")))
+        else:
+            out += self._left(src, action, doc)
         elapsed = round((e.timestamp - (self._entered or e.timestamp)).total_seconds(), 3)
         out.append(_event("transition", src=src, dst=name, trigger=trigger, elapsed_s=elapsed))
         self.moves.append(Move(src, name, trigger, e.timestamp, elapsed))
         self.state, self._entered, self._doc, self._last_error = name, e.timestamp, doc, error
+        self._calls = 0
         return out
+
+    def _left(self, state: str, action: str | None, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """What a local run logs of a state that made no call (skipped) or rolled back."""
+        plan = doc.get("plan") or {}
+        if action == "rollback":
+            return [_event("rollback.done", asg=str(plan.get("target") or "?"),
+                           kept=plan.get("active"))]
+        if self._calls:
+            return []
+        if action == "wait_elb":
+            return [_event("wait_elb.skipped", reason=self._lb_source or "no load balancer")]
+        if action == "bake":
+            return [_event("bake.skipped", state=state, reason="bake time 0 (--bake-time)")]
+        if action == "drain":
+            return [_event("drain.nothing", reason="no old ASG to drain")]
+        return []
 
     def _trigger(self, src: str, dst: str, failing: bool) -> str | None:
         """The spec's trigger of the move src -> dst: the failure trigger when the document
@@ -214,6 +234,7 @@ class HistoryMapper:
             source = "skipped (--no-elb-check)"
         else:
             source = "discovered" if lbs or tgs else "none attached"
+        self._lb_source, self._steps = source, len(steps)
         return _event("inspect.decided", trigger=trigger, mode=plan.get("mode"),
                       active=plan.get("active"), target=plan.get("target"),
                       active_count=int(plan.get("active_count") or 0), target_count=n,
@@ -225,17 +246,34 @@ class HistoryMapper:
         params = _json(e.data)
         if service == "s3" and api == "putObject" and params.get("IfNoneMatch") == "*":
             self._lock_put = not self._lock_taken
+        self._calls += 1
         if api.startswith(_READS):
             return []
-        if service == "autoscaling":
-            plan = self._doc.get("plan") or {}
-            group = params.get("AutoScalingGroupName")
-            self._changed |= {f"asg:{role}" for role in ("active", "target")
-                              if group and plan.get(role) == group}
         shown = {k: v.strip('"') if k == "IfMatch" and isinstance(v, str) else v
                  for k, v in params.items() if k not in ("Body", "ContentType")}
-        return [_event("aws.call", service=_BOTO_SERVICE.get(service, service),
-                       action=api[:1].upper() + api[1:], params=shown)]
+        out = [_event("aws.call", service=_BOTO_SERVICE.get(service, service),
+                      action=api[:1].upper() + api[1:], params=shown)]
+        if service == "autoscaling" and api == "updateAutoScalingGroup":
+            out += self._asg_updated(params)
+        return out
+
+    def _asg_updated(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A scale step or the drain, as a local run logs them."""
+        plan = self._doc.get("plan") or {}
+        group = params.get("AutoScalingGroupName")
+        self._changed |= {f"asg:{role}" for role in ("active", "target")
+                          if group and plan.get(role) == group}
+        action = self.spec.states[self.state].action if self.state else None
+        desired = params.get("DesiredCapacity")
+        if action == "scale_step" and isinstance(desired, int):
+            self._scaled += 1
+            return [_event("scale.step", asg=str(group), desired=desired, step=self._scaled,
+                           steps=max(self._steps, self._scaled))]
+        if action == "drain" and group == plan.get("active"):
+            return [_event("drain.started", asg=str(group), status="draining",
+                           instances=int(plan.get("active_count") or 0), instance_ids=[],
+                           load_balancers=[], deregistration_delays={}, wait=False)]
+        return []
 
     def _execution_ended(self, e: HistoryEvent) -> list[dict[str, Any]]:
         self.status = ENDINGS[e.type]

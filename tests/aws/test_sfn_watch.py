@@ -49,6 +49,10 @@ def _moves(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return [(e["src"], e["dst"], e["trigger"]) for e in events if e["event"] == "transition"]
 
 
+def _names(events: list[dict[str, Any]]) -> list[str]:
+    return [e["event"] for e in events if e["event"] not in ("wait.progress", "aws.call")]
+
+
 def _wait_for_end(make: Any, execution: str) -> None:
     """Let moto's execution thread finish before the mock goes away."""
     clock = SystemClock()
@@ -77,6 +81,9 @@ def test_watch_logs_the_moves_a_local_deploy_logs_and_exits_0(sfn_make):
         assert runner.deploy(STEPPED, services=services, clock=FakeClock()).exit_code == 0
     swap = {"qa-a": "qa-b", "qa-b": "qa-a"}
     assert _moves(events) == _moves(local) and len(_moves(events)) == 9
+    # the same events in the same order, but the per-poll lines and the AWS calls (a local
+    # run saves its record at every state; the execution at the end)
+    assert _names(events) == _names(local)
     assert events[-1]["exit_code"] == 0 and events[-1]["lock"] == "released"
     assert swap[events[-1]["target"]] == [e for e in local if e["event"] == "run.finished"][0]["target"]
 

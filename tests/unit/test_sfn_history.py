@@ -74,6 +74,18 @@ def test_each_mutating_call_is_one_aws_call_event():
                      ("s3", "DeleteObject", None)]
 
 
+def test_scale_steps_drain_and_the_states_with_nothing_to_do_are_logged_as_locally():
+    """scale.step 1/2 and 2/2 (desired 1, 2), wait_elb.skipped (--no-elb-check), bake.skipped,
+    drain.started of qa-a's 2 instances."""
+    events = _mapped("ab-stepped")
+    assert [(e["desired"], e["step"], e["steps"]) for e in _named(events, "scale.step")] == [
+        (1, 1, 2), (2, 2, 2)]
+    assert _named(events, "wait_elb.skipped")[0]["reason"] == "skipped (--no-elb-check)"
+    assert _named(events, "bake.skipped")[0]["state"] == "bake"
+    [drain] = _named(events, "drain.started")
+    assert (drain["asg"], drain["instances"]) == ("qa-a", 2)
+
+
 def test_a_held_lock_is_refused_with_exit_3_and_the_lock_not_taken():
     """locked -> refused by `refuse`, state.failed exit 3 naming the lock; no lock.acquired."""
     events = _mapped("lock-held")
