@@ -879,11 +879,11 @@ def _sfn_watch(args: argparse.Namespace, settings: Settings, services: Any, exec
     from abfsm.errors import Interrupted
     from abfsm.sfn import engine
 
-    problem = engine.definition_problem(services, execution_arn, spec)
-    if problem:
-        _say(f"abfsm sfn {args.sfn_command}: note: {problem}\n")
     notifier = _start_notifier(args, settings)
     try:
+        problem = engine.definition_problem(services, execution_arn, spec)
+        if problem:
+            _say(f"abfsm sfn {args.sfn_command}: note: {problem}\n")
         mapper = engine.watch(services, execution_arn, spec, clock, render_next=next_command,
                               connection={"region": settings.region,
                                           "endpoint_url": settings.endpoint_url,

@@ -286,9 +286,8 @@ class HistoryMapper:
             keeps = st.keeps_lock
         else:
             outcome = self.status.lower().replace("_", "-")
-            description = {"TIMED_OUT": "execution TIMED_OUT in Step Functions",
-                           "ABORTED": "execution ABORTED (stopped in Step Functions)"}.get(
-                               self.status, f"execution {self.status}")
+            description = {"ABORTED": "execution ABORTED (stopped in Step Functions)"}.get(
+                self.status, f"execution {self.status}")
             keeps = True  # no final state ran: the lock stays where it was
         if self._release_failed:
             description += ", but its lock could not be released"
@@ -304,9 +303,10 @@ class HistoryMapper:
             self.failed_state = self.state
         error = None
         if self.status != "SUCCEEDED":
-            error = e.cause or e.error or self.status
+            why = e.cause or e.error
+            error = why or self.status
             if final is None:
-                error = f"execution {self.status}: {error}"
+                error = f"execution {self.status}" + (f": {why}" if why else "")
         plan, count = self._doc.get("plan") or {}, self._doc.get("count") or {}
         duration = (e.timestamp - (self._started or e.timestamp)).total_seconds()
         self.finished = _event(
