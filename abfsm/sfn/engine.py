@@ -113,16 +113,6 @@ def start(services: Services, settings: Settings, state_machine_arn: str,
     return run_id, services.stepfunctions.start(state_machine_arn, run_id, json.dumps(document))
 
 
-def follow(services: Services, execution_arn: str, clock: Clock,
-           interval: float = FOLLOW_INTERVAL_S) -> Execution:
-    """Poll the execution until it is no longer RUNNING."""
-    while True:
-        execution = services.stepfunctions.describe(execution_arn)
-        if execution.status != "RUNNING":
-            return execution
-        clock.sleep(interval)
-
-
 def definition_problem(services: Services, execution_arn: str, spec: Spec) -> str | None:
     """None when the execution runs `spec`'s compilation; else one line saying it does not."""
     definition = services.stepfunctions.definition_for(execution_arn)

@@ -32,7 +32,7 @@ from abfsm.aws.stepfunctions import HistoryEvent
 from abfsm.clock import utc_iso
 from abfsm.context import Settings
 from abfsm.runner import NextStep, RenderNext, plain_next
-from abfsm.sfn.compiler import ERROR_REFUSED
+from abfsm.sfn.compiler import ERROR_INPUT, ERROR_REFUSED, ERRORS
 from abfsm.spec import Spec
 
 FAILURE_TRIGGERS = ("refuse", "rollback", "fail")  # what the runner fires when an action raises
@@ -47,12 +47,11 @@ _READS = ("describe", "get", "list")
 
 
 def exit_code(status: str, error: str | None) -> int:
-    """The exit code of `abfsm deploy` for an execution that ended so (engine.outcome())."""
+    """The exit code of `abfsm deploy` for an execution that ended so (engine.outcome()):
+    the compiler's error names (abfsm.Refused 3, abfsm.InvalidInput 2, ...), else 1."""
     if status == "SUCCEEDED":
         return 0
-    if status == "FAILED" and error == ERROR_REFUSED:
-        return 3
-    return 1
+    return ERRORS.get(error or "", 1) if status == "FAILED" else 1
 
 
 @dataclass
@@ -284,6 +283,9 @@ class HistoryMapper:
             st = self.spec.states[final]
             outcome, description = final, st.description or final
             keeps = st.keeps_lock
+        elif e.error == ERROR_INPUT:  # refused in the machine's entry, before any AWS call
+            outcome, description, keeps = "invalid-input", "refused its input (nothing changed)", False
+            self.state = self.state or "abfsm.input"
         else:
             outcome = self.status.lower().replace("_", "-")
             description = {"ABORTED": "execution ABORTED (stopped in Step Functions)"}.get(
@@ -299,13 +301,13 @@ class HistoryMapper:
         else:
             lock = "held by this run: " + self.lock_where if keeps else "released"
         holds = self._lock_taken and (keeps or self._release_failed)
-        if code and self.failed_state is None and self.state and final is None:
+        if code and self.failed_state is None and self.state in self.spec.states and final is None:
             self.failed_state = self.state
         error = None
         if self.status != "SUCCEEDED":
             why = e.cause or e.error
             error = why or self.status
-            if final is None:
+            if final is None and e.error != ERROR_INPUT:
                 error = f"execution {self.status}" + (f": {why}" if why else "")
         plan, count = self._doc.get("plan") or {}, self._doc.get("count") or {}
         duration = (e.timestamp - (self._started or e.timestamp)).total_seconds()

@@ -214,9 +214,23 @@ def test_a_timed_out_execution_ends_with_exit_1_and_says_the_lock_may_be_held():
     assert end["lock"] == "may still be held: s3://b/qa.lock"
 
 
+def test_an_input_the_machine_refused_ends_with_exit_2_and_nothing_taken():
+    """FAILED abfsm.InvalidInput before any spec state: outcome invalid-input, exit 2, the
+    cause as the error, the lock not taken, no move."""
+    history = [*_history(("PassStateEntered", "abfsm.input", {})),
+               HistoryEvent(3, "ExecutionFailed", T0, error="abfsm.InvalidInput",
+                            cause="execution input: settings.environment is missing")]
+    events = map_history(history, SPEC)
+    end = events[-1]
+    assert (end["outcome"], end["exit_code"], end["lock"]) == ("invalid-input", 2, "not taken")
+    assert end["error"] == "execution input: settings.environment is missing"
+    assert _moves(events) == [] and end["failed_state"] is None
+
+
 @pytest.mark.parametrize(("status", "error"), [
     ("SUCCEEDED", None), ("FAILED", "abfsm.Refused"), ("FAILED", "abfsm.StateFailed"),
-    ("FAILED", "abfsm.RolledBack"), ("FAILED", "States.Runtime"), ("TIMED_OUT", None),
+    ("FAILED", "abfsm.RolledBack"), ("FAILED", "abfsm.InvalidInput"),
+    ("FAILED", "States.Runtime"), ("TIMED_OUT", None),
     ("ABORTED", None)])
 def test_the_mapped_exit_code_is_the_one_engine_outcome_gives(status, error):
     """exit_code() agrees with the error engine.outcome() raises for every ending."""
