@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from abfsm.aws import Services
@@ -26,11 +26,15 @@ from abfsm.clock import Clock, utc_iso
 from abfsm.context import Plan, Settings
 from abfsm.errors import AbfsmError, Refused, StateFailed, UsageError
 from abfsm.record import RunRecord, new_run_id
+from abfsm.runner import RenderNext, plain_next
 from abfsm.sfn.compiler import (
     ERROR_INPUT, ERROR_REFUSED, compile_spec, resumable, to_json, used_integrations, wait_limits,
 )
+from abfsm.sfn.history import HistoryMapper
 from abfsm.spec import Spec
 
+EXECUTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[A-Za-z0-9_-]{1,80}:[^\s:]{1,80}$")
 STATE_MACHINE_ARN = re.compile(
     r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$")
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -46,7 +50,6 @@ UNSUPPORTED: tuple[tuple[str, Callable[[Settings], bool]], ...] = (
     ("--bake-time", lambda s: s.bake_time > 0),
     ("--alarm / --alarm-prefix", lambda s: bool(s.alarms or s.alarm_prefix)),
     ("--pause-at-approval", lambda s: s.pause_at_approval),
-    ("--notify", lambda s: bool(s.notify)),
     ("--launch-template-version / --image-id", lambda s: bool(s.launch_template_version
                                                              or s.image_id)),
     ("--resume-processes", lambda s: s.resume_processes),
@@ -71,6 +74,21 @@ def check_start(settings: Settings, state_machine_arn: str) -> None:
         if used(settings):
             raise UsageError(f"{flag} is not supported by the Step Functions engine yet "
                              "(use `abfsm deploy`)")
+
+
+def check_notify(flags: list[str], wait: bool) -> None:
+    """--notify is sent by the process that follows the execution: `sfn start` needs --wait
+    (ABFSM_NOTIFY alone is used when following, and ignored without it)."""
+    if flags and not wait:
+        raise UsageError("--notify needs --wait: notifications come from the process that "
+                         "follows the execution, and without --wait nothing follows it (or "
+                         "follow it with `abfsm sfn watch --execution-arn ARN --notify ...`)")
+
+
+def check_execution_arn(execution_arn: str) -> None:
+    if not EXECUTION_ARN.match(execution_arn):
+        raise UsageError(f"--execution-arn {execution_arn!r} is not an execution ARN "
+                         "(arn:aws:states:REGION:ACCOUNT:execution:STATE_MACHINE:NAME)")
 
 
 def check_deploy(name: str, role_arn: str) -> None:
@@ -219,14 +237,54 @@ def _action_of(spec: Spec, state: str) -> Any:
     return ACTIONS[spec.states[state].action or ""]
 
 
-def follow(services: Services, execution_arn: str, clock: Clock,
-           interval: float = FOLLOW_INTERVAL_S) -> Execution:
-    """Poll the execution until it is no longer RUNNING."""
+def definition_problem(services: Services, execution_arn: str, spec: Spec) -> str | None:
+    """None when the execution runs `spec`'s compilation; else one line saying it does not."""
+    definition = services.stepfunctions.definition_for(execution_arn)
+    try:
+        doc = json.loads(definition)
+    except ValueError:
+        doc = {}
+    if isinstance(doc, dict) and doc == compile_spec(spec):
+        return None
+    comment = doc.get("Comment") if isinstance(doc, dict) else None
+    return (f"the execution's state machine is not the compilation of {spec.path} by this "
+            f"abfsm (its Comment: {comment or 'none'}); its states and triggers are read "
+            f"with {spec.path} (pass --spec FILE for the spec it was compiled from)")
+
+
+def watch(services: Services, execution_arn: str, spec: Spec, clock: Clock, *,
+          render_next: RenderNext = plain_next, connection: Mapping[str, Any] | None = None,
+          interval: float = FOLLOW_INTERVAL_S) -> HistoryMapper:
+    """Follow the execution to its end, logging each new history event's log events once
+    (abfsm/sfn/history.py). Each poll reads the history after the last event seen; between
+    polls, the clock's sleep (a stop request raises Interrupted there)."""
+    import structlog
+
+    from abfsm.log import bind
+
+    log = structlog.get_logger("abfsm")
+    mapper = HistoryMapper(spec, execution_arn, render_next=render_next,
+                           connection=dict(connection or {}))
+    after = 0
     while True:
-        execution = services.stepfunctions.describe(execution_arn)
-        if execution.status != "RUNNING":
-            return execution
+        events = services.stepfunctions.history(execution_arn, after)
+        if events:
+            after = events[-1].id
+        for event in mapper.feed(events):
+            if event["event"] == "run.started":
+                bind(run_id=mapper.run_id, env=mapper.env)
+            keys = {k: v for k, v in event.items() if k not in ("event", "level")}
+            getattr(log, event["level"])(event["event"], **keys)
+        if mapper.ended:
+            return mapper
         clock.sleep(interval)
+
+
+def read(services: Services, execution_arn: str, spec: Spec) -> HistoryMapper:
+    """The execution's whole history so far, mapped (what `sfn status` reports)."""
+    mapper = HistoryMapper(spec, execution_arn)
+    mapper.feed(services.stepfunctions.history(execution_arn))
+    return mapper
 
 
 def outcome(execution: Execution) -> None:
