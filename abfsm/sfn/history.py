@@ -245,7 +245,8 @@ class HistoryMapper:
         params = _json(e.data)
         if service == "s3" and api == "putObject" and params.get("IfNoneMatch") == "*":
             self._lock_put = not self._lock_taken
-        self._calls += 1
+        if not (service == "s3" and "IfMatch" in params):  # the record's own saves do not count
+            self._calls += 1
         if api.startswith(_READS):
             return []
         shown = {k: v.strip('"') if k == "IfMatch" and isinstance(v, str) else v
