@@ -10,7 +10,12 @@ compiler refuses a spec that uses it.
 The execution's document: `$.settings` (the deploy flags, Settings.to_dict()), `$.run_id`,
 `$.started_at`, `$.limits` (`interval` and `polls`: the waits' Wait seconds and poll count,
 computed by `sfn start` from --update-timeout and --health-check-timeout), then what the
-states add: `$.lock` (the lock's ETag), `$.plan` (what inspect decided), `$.error`.
+states add: `$.lock` (the lock's current ETag), `$.plan` (what inspect decided), `$.count`
+(the target count and the current step), `$.move` (the last transition), `$.hist` (the
+history: `list`, and `text`, the same entries as JSON each followed by a comma, which is
+how an entry is appended without JSONata), `$.record` (the run record last built), `$.error`.
+The compiler builds the entries of the spec states (abfsm/sfn/compiler.py); `record()` and
+`save()` are what they and the waits' heartbeats use.
 
 What this preview does not compile yet is refused by `sfn start` before any AWS call
 (abfsm/sfn/engine.py UNSUPPORTED) rather than being approximated here.
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from abfsm.actions.approval import APPROVED, KIND, PENDING, REJECTED, REJECTED_ERROR, TOKEN, what
@@ -55,6 +60,7 @@ class Ctx:
     params: Mapping[str, Any]
     routes: Mapping[str, str]  # outcome -> the ASL state it leads to
     timeout: float | str | None = None  # the spec state's `timeout:` (seconds or a setting)
+    dests: Mapping[str, str] = field(default_factory=dict)  # outcome -> the spec state it leads to
 
     def name(self, part: str = "") -> str:
         return f"{self.state}.{part}" if part else self.state
@@ -65,6 +71,11 @@ class Ctx:
     @property
     def on_error(self) -> str:
         return self.name("error")
+
+    @property
+    def lock_lost(self) -> str:
+        """Where a save whose IfMatch failed goes (built by the compiler): the run stops."""
+        return self.name("lock-lost")
 
 
 class NoAslForm(Exception):
@@ -94,19 +105,49 @@ def lock_key() -> str:
     return "States.Format('{}.lock', $.settings.environment)"
 
 
-def record(state: str, status: str, *, error: bool = False) -> State:
-    """Parameters of a Pass state building the run record (abfsm/record.py's schema)."""
+# The time a state was entered, to the second, as records hold it (clock.utc_iso). AWS gives
+# `2026-12-01T10:15:00.123Z`, moto `2026-12-01T10:15:00.123456+00:00`: cut at . + or Z.
+NOW = ("States.Format('{}Z', States.ArrayGetItem(States.StringSplit($$.State.EnteredTime, "
+       "'.+Z'), 0))")
+
+
+def record(state: str, status: str, *, error: bool = False, exit_code: int | None = None) -> State:
+    """Parameters of a Pass state building the run record (abfsm/record.py's schema).
+
+    `state` is a state's name, or a path to one (`$.resume.from`). The heartbeat is the time
+    the building state was entered; the history is `$.hist.list`; the context is the plan
+    with the count at the state's entry (`$.hist.ctx`). `error`: the record of a failure
+    (last_error, and failed_state: the source of the move into it); `exit_code`: of a
+    final state (finished_at set too).
+    """
     doc: State = {
         "kind": "abfsm.run", "schema": 1, "spec_version": 1, "engine": "stepfunctions",
         "run_id.$": "$.run_id", "environment.$": "$.settings.environment",
-        "state": state, "status": status, "started_at.$": "$.started_at",
-        "heartbeat.$": "$.started_at", "settings.$": "$.settings",
+        ("state.$" if state.startswith("$.") else "state"): state, "status": status,
+        "started_at.$": "$.started_at", "heartbeat.$": NOW, "settings.$": "$.settings",
+        "context.$": "States.JsonMerge($.plan, $.hist.ctx, false)",
+        "history.$": "$.hist.list",
         "execution_arn.$": "$$.Execution.Id",
         "started_by": {"user": "stepfunctions", "host": "states.amazonaws.com"},
     }
     if error:
         doc["last_error.$"] = "$.error.Cause"
+        doc["failed_state.$"] = "$.move.src"
+    if exit_code is not None:
+        doc["exit_code"] = exit_code
+        doc["finished_at.$"] = NOW
     return doc
+
+
+def save(ctx: Ctx, next_: str, *, catch: str | None = None, etag: str = "$.lock.etag") -> State:
+    """PutObject of `$.record` to ENV.lock with IfMatch on the ETag at `etag`; the new ETag
+    goes to `$.lock`. A failed condition (the lock removed or replaced) goes to `catch`, by
+    default `STATE.lock-lost`: the run stops."""
+    return task(ctx, "s3", "putObject", {
+        "Bucket.$": "$.settings.lock_bucket_name", "Key.$": lock_key(),
+        "Body.$": "States.JsonToString($.record)", "IfMatch.$": etag,
+        "ContentType": "application/json"}, next_,
+        selector={"etag.$": "$.ETag"}, result_path="$.lock", catch=catch or ctx.lock_lost)
 
 
 def _pass(next_: str, parameters: Mapping[str, Any] | None = None,
@@ -132,10 +173,13 @@ def _describe(ctx: Ctx, names: str, next_: str, result_path: str) -> State:
 
 
 def _poll_loop(ctx: Ctx, first: str, what: str) -> States:
-    """`STATE.count` (poll +1), `STATE.timeout?` and `STATE.sleep`: the wait's tail.
+    """`STATE.count` (poll +1), `STATE.timeout?`, `STATE.sleep` and `STATE.beat` /
+    `STATE.beat-save`: the wait's tail.
 
     A poll that did not see it done goes to `STATE.count`; after `$.limits.polls` polls the
-    state fails with abfsm.WaitTimeout naming what it waited for.
+    state fails with abfsm.WaitTimeout naming what it waited for. After each sleep the run
+    record is saved with a fresh heartbeat (one PutObject per poll, as the local engine
+    does), so `abfsm status` sees the execution alive; a lost lock stops it there.
     """
     return {
         ctx.name("count"): _pass(ctx.name("timeout?"),
@@ -149,7 +193,10 @@ def _poll_loop(ctx: Ctx, first: str, what: str) -> States:
             "Error": "abfsm.WaitTimeout",
             "Cause.$": f"States.Format('{what} not reached after {{}} polls', "
                        "$.poll.n)"}, "$.error"),
-        ctx.name("sleep"): {"Type": "Wait", "SecondsPath": "$.limits.interval", "Next": first},
+        ctx.name("sleep"): {"Type": "Wait", "SecondsPath": "$.limits.interval",
+                            "Next": ctx.name("beat")},
+        ctx.name("beat"): _pass(ctx.name("beat-save"), record(ctx.state, "running"), "$.record"),
+        ctx.name("beat-save"): save(ctx, first),
     }
 
 
@@ -465,7 +512,8 @@ def approval(ctx: Ctx) -> States:
     execution never sees its own PutObject's answer), which becomes `$.lock.etag`. `abfsm
     reject` answers SendTaskFailure abfsm.Rejected (-> `rejected`); a timeout is the state's
     failure (abfsm.WaitTimeout), as on the local engine. On those paths the lock is read back
-    to learn its ETag: still this run's record -> tracked; anything else -> the lock is lost.
+    to learn its ETag: still this run's record -> tracked; anything else -> the lock is lost
+    (`STATE.lock-lost`: the run stops, nothing more changed).
     """
     s = ctx.name
     seconds, path = _timeout_of(ctx)
@@ -477,9 +525,8 @@ def approval(ctx: Ctx) -> States:
             "approval": {
                 "kind": KIND, "run_id.$": "$.run_id",
                 "environment.$": "$.settings.environment", "state": ctx.state,
-                "status": PENDING, "requested_at.$": "$$.State.EnteredTime",
-                "what": what(ctx.state, ctx.routes.get(APPROVED),
-                                       ctx.routes.get(REJECTED)),
+                "status": PENDING, "requested_at.$": NOW,
+                "what": what(ctx.state, ctx.dests.get(APPROVED), ctx.dests.get(REJECTED)),
                 "command.$": command("approve"), "reject.$": command("reject"),
                 f"{TOKEN}.$": "$$.Task.Token"}}
     wait: State = {
@@ -509,12 +556,11 @@ def approval(ctx: Ctx) -> States:
         s("ours?"): {"Type": "Choice", "Choices": [{**ours, "Next": s("track")}],
                      "Default": s("lost")},
         s("track"): _pass(s("why?"), {"etag.$": "$.found.etag"}, "$.lock"),
-        s("lost"): _pass(s("untracked"), {
+        s("lost"): _pass(ctx.lock_lost, {
             "Error": "abfsm.LockLost",
             "Cause.$": "States.Format('{}.lock is no longer the record of this run (removed or "
                        "replaced while it waited for approval)', $.settings.environment)"},
             "$.error"),
-        s("untracked"): _pass(ctx.on_error, {"lost": True}, "$.lock"),
         s("why?"): {"Type": "Choice", "Choices": [
             {"Variable": "$.error.Error", "StringEquals": REJECTED_ERROR,
              "Next": ctx.routes.get(REJECTED, ctx.on_error)},

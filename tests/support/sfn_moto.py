@@ -183,8 +183,9 @@ def run_sfn(settings: Settings) -> int:
     """`abfsm sfn deploy` (of settings.spec), then `abfsm sfn start --wait` (in process,
     against moto)."""
     arn = deploy_machine(settings.spec)
-    code, execution = cli("sfn", "start", "--state-machine-arn", arn, *start_argv(settings),
-                           "--region", REGION, "--wait")
+    code, out = cli("sfn", "start", "--state-machine-arn", arn, *start_argv(settings),
+                     "--region", REGION, "--wait")
+    execution = out.splitlines()[0]  # the ARN, then the followed execution's log lines
     assert execution.startswith("arn:aws:states:") and ":execution:abfsm:" in execution
     history = client_factory()("stepfunctions").get_execution_history(
         executionArn=execution, maxResults=1000)["events"]
