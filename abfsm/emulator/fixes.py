@@ -39,9 +39,9 @@ for a moment, so those tests can also show what plain moto would have done.
    unmodelled ClientError `service.serviceException` (`autoscaling.autoscalingException`), so
    a Retry or Catch on AWS's names (abfsm's throttling Retry blocks) never matches on moto.
    Services not listed in `SFN_SERVICE_ERROR_NAMES` keep moto's naming.
-   (7 and 8 are proven by executions, in tests/aws/test_sfn_execution.py: the load balancer
-   cases of the outcome matrix, and the throttling tests, one of them with plain moto's
-   naming put back.)
+   (7 and 8 are also proven by executions, in tests/aws/test_sfn_execution.py: the load
+   balancer cases of the outcome matrix, and the throttling tests, one of them with plain
+   moto's naming put back.)
 
 Executions themselves are a server setting, not a correction: `abfsm.emulator.server` turns
 them on (moto's `execute_state_machine`) and points the interpreter's inner clients at itself.
