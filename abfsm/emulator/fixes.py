@@ -42,6 +42,10 @@ for a moment, so those tests can also show what plain moto would have done.
    (7 and 8 are also proven by executions, in tests/aws/test_sfn_execution.py: the load
    balancer cases of the outcome matrix, and the throttling tests, one of them with plain
    moto's naming put back.)
+9. Step Functions' context object gives `$$.Execution.StartTime` as AWS does, an ISO 8601
+   string in UTC with milliseconds (`2026-12-01T23:42:05.123Z`). Plain moto puts a Python
+   datetime there, which a Pass state copies into the run record as something that is not a
+   timestamp (an execution started without `abfsm sfn start` takes its `started_at` from it).
 
 Executions themselves are a server setting, not a correction: `abfsm.emulator.server` turns
 them on (moto's `execute_state_machine`) and points the interpreter's inner clients at itself.
@@ -57,7 +61,7 @@ from typing import Any
 
 __all__ = ["ORIGINALS", "OUT_OF_SERVICE_DESCRIPTION", "OUT_OF_SERVICE_REASON",
            "SFN_SERVICE_ERROR_NAMES", "SFN_TO_BOTO_SERVICE", "apply", "serving_ids",
-           "sfn_error_name", "unpatched"]
+           "aws_timestamp", "sfn_error_name", "unpatched"]
 
 _applied = False
 _s3_lock = threading.Lock()
@@ -92,6 +96,7 @@ def apply() -> None:
     _update_keeps_mixed_instances_policy()
     _sfn_sdk_service_names()
     _sfn_sdk_error_names()
+    _sfn_start_time_iso()
 
 
 @contextlib.contextmanager
@@ -308,3 +313,26 @@ def _sfn_sdk_error_names() -> None:
         return from_error
 
     _replace(StateTaskServiceAwsSdk, "_from_error", make)
+
+
+def aws_timestamp(when: Any) -> Any:
+    """A datetime as AWS writes timestamps in the context object; anything else unchanged."""
+    from datetime import datetime, timezone
+
+    if not isinstance(when, datetime):
+        return when
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _sfn_start_time_iso() -> None:
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def get_evaluation_environment(self: Any, *args: Any, **kwargs: Any) -> Any:
+            env = original(self, *args, **kwargs)
+            execution = env.states.context_object.context_object_data["Execution"]
+            execution["StartTime"] = aws_timestamp(execution.get("StartTime"))
+            return env
+        return get_evaluation_environment
+
+    _replace(ExecutionWorker, "_get_evaluation_environment", make)

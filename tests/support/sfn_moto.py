@@ -1,13 +1,14 @@
 """Step Functions executions against moto in process, for the tests of both engines.
 
 moto gaps corrected (not in the ASL): executions must be enabled with
-`mock_aws(config={"stepfunctions": {"execute_state_machine": True}})`; the aws-sdk service
-names of the load balancer APIs (`elasticloadbalancing`, `elasticloadbalancingv2`) are not
-boto3's (`elb`, `elbv2`) and moto names every aws-sdk ClientError `service.serviceException`
-where AWS says `ServiceName.CodeException` (both corrected by the emulator's fixes,
-abfsm/emulator/fixes.py 7 and 8); Wait states and Retry intervals sleep in real time, so tests
-poll every 1 s and compile smaller Retry intervals (`fast_retries`). `throttled()` makes
-the execution's calls of one API answer with AWS's throttling error.
+`mock_aws(config={"stepfunctions": {"execute_state_machine": True}})`; the emulator's fixes
+(abfsm/emulator/fixes.py) map the aws-sdk load balancer service names (`elasticloadbalancing`,
+`elasticloadbalancingv2`) to boto3's (`elb`, `elbv2`), name every aws-sdk ClientError as AWS
+does (`ServiceName.CodeException`, where moto says `service.serviceException`) and give
+`$$.Execution.StartTime` as AWS does, an ISO 8601 string (corrections 7, 8 and 9); Wait states
+and Retry intervals sleep in real time, so tests poll every 1 s and compile smaller Retry
+intervals (`fast_retries`). `throttled()` makes the execution's calls of one API answer with
+AWS's throttling error.
 
 `sfn_make` (fixture, in tests/aws/conftest.py) yields a client factory like `make`; `run_local`
 and `run_sfn` run the same Settings through `abfsm deploy` (the runner) and `abfsm sfn deploy`
