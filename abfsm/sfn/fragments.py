@@ -672,7 +672,8 @@ def drain(ctx: Ctx) -> States:
     and desired 0, its suspended Terminate resumed first (--resume-processes). With
     --wait-for-scale-down, until it has no instances and none of its instances (those it had
     before, and any seen since) is registered in a load balancer of the plan; with Terminate
-    resumed, until it is empty. Then what the run resumed is suspended again."""
+    resumed, until it is empty. (--no-elb-check: the plan has no load balancers.) Then what
+    the run resumed is suspended again."""
     s = ctx.name
     wait = {"Variable": "$.settings.wait_for_scale_down", "BooleanEquals": True}
     lbs = {"Or": [{"Variable": "$.w.lbs", "NumericGreaterThan": 0},
@@ -706,7 +707,8 @@ def drain(ctx: Ctx) -> States:
             "tgs.$": "States.ArrayLength($.plan.target_groups)",
             "lbs.$": "States.ArrayLength($.plan.load_balancers)"}, "$.w"),
         s("empty?"): {"Type": "Choice", "Choices": [
-            {"And": [{"Variable": "$.w.n", "NumericEquals": 0}, wait, lbs],
+            {"And": [{"Variable": "$.w.n", "NumericEquals": 0}, wait, lbs,
+                     {"Variable": "$.settings.no_elb_check", "BooleanEquals": False}],
              "Next": s("registered")},
             {"Variable": "$.w.n", "NumericEquals": 0, "Next": s("suspend")}],
             "Default": s("count")},

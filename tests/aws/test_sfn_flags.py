@@ -111,3 +111,146 @@ def test_resume_processes_resumes_for_the_run_and_suspends_again(sfn_make, proce
     assert _suspended(sfn_make, ASGS) == {"qa-a": ["Terminate"], "qa-b": ["AZRebalance", "Launch"]}
     assert lock_body(sfn_make) is None
     assert _archived_status(sfn_make) == "done"
+
+
+# --- --single-asg -------------------------------------------------------------------------
+
+def _single(make: Callable[[str], Any], *, count: int = 2, min_size: int = 1) -> None:
+    build_env(make, "qa", active="a" if count else None, active_count=count, active_min=min_size,
+              classic_elb=False, single=True, bucket=BUCKET)
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("flags, scaled, final", [
+    ({"instance_count": 3}, [3], {"desired": 3, "min": 1, "max": 10, "instances": 3}),
+    ({"instance_count": 3, "instance_count_step": 2}, [2, 3],
+     {"desired": 3, "min": 1, "max": 10, "instances": 3}),
+    ({"instance_count_match": True}, [2], {"desired": 2, "min": 1, "max": 10, "instances": 2}),
+    ({"zero": True}, [], {"desired": 0, "min": 0, "max": 10, "instances": 0}),
+], ids=["refill", "refill-stepped", "match", "zero"])
+def test_single_asg_refreshes_the_asg_named_env(sfn_make, engine_name, flags, scaled, final):
+    """--single-asg on `qa` (2 instances, MinSize 1): emptied, then filled step by step with
+    its MinSize back (or, --zero, drained); exit 0, lock released, record archived."""
+    _single(sfn_make)
+    assert ENGINES[engine_name](settings_for(single_asg=True, **flags)) == 0
+    assert SCALED == scaled
+    assert capacities(sfn_make, ["qa"])["qa"] == final
+    assert lock_body(sfn_make) is None
+    assert _archived_status(sfn_make) == "done"
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_single_asg_fills_an_empty_asg(sfn_make, engine_name):
+    """--single-asg on an empty `qa`: filled to 2 without emptying, exit 0."""
+    _single(sfn_make, count=0, min_size=0)
+    assert ENGINES[engine_name](settings_for(single_asg=True, instance_count=2)) == 0
+    assert SCALED == [2]
+    assert capacities(sfn_make, ["qa"])["qa"]["desired"] == 2
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("world, flags", [
+    ("pair", {"instance_count": 2}), ("empty", {"instance_count_match": True})],
+    ids=["no-asg-named-env", "nothing-to-match"])
+def test_single_asg_refusals(sfn_make, engine_name, world, flags):
+    """--single-asg without an ASG named `qa`, or --instance-count-match on an empty one:
+    exit 3, nothing changed, lock released."""
+    if world == "pair":
+        build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    else:
+        _single(sfn_make, count=0, min_size=0)
+    assert ENGINES[engine_name](settings_for(single_asg=True, **flags)) == 3
+    names = ASGS if world == "pair" else ["qa"]
+    assert [c["desired"] for c in capacities(sfn_make, names).values()] == \
+        ([2, 0] if world == "pair" else [0])
+    assert lock_body(sfn_make) is None
+    assert _archived_status(sfn_make) == "refused"
+
+
+# --- --clean-up ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("a, b", [(2, 1), (1, 2)], ids=["a-serves-more", "b-serves-more"])
+def test_clean_up_empties_the_asg_serving_fewer_and_fills_it(sfn_make, engine_name, a, b):
+    """Both populated, one target group: the ASG with fewer healthy targets is emptied and
+    filled to 2, the other drained; exit 0."""
+    build_env(sfn_make, "qa", active="a", active_count=a, classic_elb=False, target_groups=1,
+              bucket=BUCKET)
+    sfn_make("autoscaling").update_auto_scaling_group(AutoScalingGroupName="qa-b",
+                                                      DesiredCapacity=b)
+    assert ENGINES[engine_name](settings_for(instance_count=2, clean_up=True)) == 0
+    filled, drained = ("qa-b", "qa-a") if a > b else ("qa-a", "qa-b")
+    caps = capacities(sfn_make, ASGS)
+    assert caps[filled] == {"desired": 2, "min": 0, "max": 10, "instances": 2}
+    assert caps[drained]["desired"] == 0
+    assert SCALED == [2]
+    assert lock_body(sfn_make) is None
+    assert _archived_status(sfn_make) == "done"
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("target_groups", [0, 1], ids=["no-load-balancer", "equal-in-tg"])
+def test_clean_up_refuses_a_tie(sfn_make, engine_name, target_groups):
+    """Both populated serving as many healthy instances (none without a load balancer):
+    exit 3, both left as they were."""
+    build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False,
+              target_groups=target_groups, bucket=BUCKET)
+    sfn_make("autoscaling").update_auto_scaling_group(AutoScalingGroupName="qa-b",
+                                                      DesiredCapacity=2)
+    assert ENGINES[engine_name](settings_for(instance_count=2, clean_up=True)) == 3
+    caps = capacities(sfn_make, ASGS)
+    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (2, 2)
+    assert lock_body(sfn_make) is None
+    assert _archived_status(sfn_make) == "refused"
+
+
+# --- --wait-for-scale-down ----------------------------------------------------------------
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("lbs, code", [
+    ({"no_elb_check": True, "target_groups": 1}, 0), ({"classic_elb": True}, 0),
+    ({"target_groups": 1}, 1)], ids=["unchecked", "classic-elb", "target-keeps-old-targets"])
+def test_wait_for_scale_down_waits_until_empty_and_deregistered(sfn_make, engine_name, lbs,
+                                                                code):
+    """--wait-for-scale-down: the drain waits until qa-a is empty and its instances left the
+    load balancers of the plan (none with --no-elb-check). moto keeps a target group's
+    targets after their ASG scaled to 0, so there both engines time out in drain (exit 1,
+    lock kept with a failed record naming drain)."""
+    world = {"classic_elb": False, **lbs}
+    flags = {"no_elb_check": world.pop("no_elb_check", False)}
+    build_env(sfn_make, "qa", active="a", active_count=2, bucket=BUCKET, **world)
+    assert ENGINES[engine_name](settings_for(instance_count=2, wait_for_scale_down=True,
+                                             **flags)) == code
+    caps = capacities(sfn_make, ASGS)
+    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (0, 2)
+    if code == 0:
+        assert lock_body(sfn_make) is None
+        assert _archived_status(sfn_make) == "done"
+    else:
+        saved = parse(lock_body(sfn_make) or b"")[0]
+        assert saved is not None and saved.status == "failed"
+        assert "drain" in (saved.last_error or "")
+
+
+# --- --instance-count-match ---------------------------------------------------------------
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("step, scaled", [(None, [3]), (2, [2, 3])], ids=["one-step", "step-2"])
+def test_instance_count_match_fills_to_the_active_count(sfn_make, engine_name, step, scaled):
+    """--instance-count-match with qa-a at 3: qa-b filled to 3 (step 2: 2, 3), qa-a 0."""
+    build_env(sfn_make, "qa", active="a", active_count=3, classic_elb=False, bucket=BUCKET)
+    assert ENGINES[engine_name](settings_for(instance_count_match=True,
+                                             instance_count_step=step)) == 0
+    assert SCALED == scaled
+    caps = capacities(sfn_make, ASGS)
+    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (0, 3)
+    assert _archived_status(sfn_make) == "done"
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_instance_count_match_with_nothing_to_match_is_refused(sfn_make, engine_name):
+    """--instance-count-match with both ASGs empty: exit 3, nothing scaled."""
+    build_env(sfn_make, "qa", active=None, classic_elb=False, bucket=BUCKET)
+    assert ENGINES[engine_name](settings_for(instance_count_match=True)) == 3
+    assert [c["desired"] for c in capacities(sfn_make, ASGS).values()] == [0, 0]
+    assert _archived_status(sfn_make) == "refused"
