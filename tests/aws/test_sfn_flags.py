@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from abfsm.record import parse
-from tests.support.aws_env import build_env, capacities
+from tests.support.aws_env import build_env, capacities, instance_ids
 from tests.support.sfn_moto import ASGS, BUCKET, ENGINES, SCALED, archived_runs, lock_body, settings_for
 
 Calls = list[tuple[str, str, list[str]]]
@@ -132,9 +132,11 @@ def test_single_asg_refreshes_the_asg_named_env(sfn_make, engine_name, flags, sc
     """--single-asg on `qa` (2 instances, MinSize 1): emptied, then filled step by step with
     its MinSize back (or, --zero, drained); exit 0, lock released, record archived."""
     _single(sfn_make)
+    old = set(instance_ids(sfn_make, "qa"))
     assert ENGINES[engine_name](settings_for(single_asg=True, **flags)) == 0
     assert SCALED == scaled
     assert capacities(sfn_make, ["qa"])["qa"] == final
+    assert not old & set(instance_ids(sfn_make, "qa"))  # emptied before it was filled
     assert lock_body(sfn_make) is None
     assert _archived_status(sfn_make) == "done"
 
@@ -189,17 +191,18 @@ def test_clean_up_empties_the_asg_serving_fewer_and_fills_it(sfn_make, engine_na
 
 
 @pytest.mark.parametrize("engine_name", ENGINES)
-@pytest.mark.parametrize("target_groups", [0, 1], ids=["no-load-balancer", "equal-in-tg"])
-def test_clean_up_refuses_a_tie(sfn_make, engine_name, target_groups):
-    """Both populated serving as many healthy instances (none without a load balancer):
-    exit 3, both left as they were."""
+@pytest.mark.parametrize("target_groups, b", [(0, 1), (1, 2)],
+                         ids=["no-load-balancer", "equal-in-tg"])
+def test_clean_up_refuses_a_tie(sfn_make, engine_name, target_groups, b):
+    """Both populated serving as many healthy instances (without a load balancer none
+    serves, whatever their counts): exit 3, both left as they were."""
     build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False,
               target_groups=target_groups, bucket=BUCKET)
     sfn_make("autoscaling").update_auto_scaling_group(AutoScalingGroupName="qa-b",
-                                                      DesiredCapacity=2)
+                                                      DesiredCapacity=b)
     assert ENGINES[engine_name](settings_for(instance_count=2, clean_up=True)) == 3
     caps = capacities(sfn_make, ASGS)
-    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (2, 2)
+    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (2, b)
     assert lock_body(sfn_make) is None
     assert _archived_status(sfn_make) == "refused"
 
