@@ -81,15 +81,16 @@ def test_a_suspended_process_that_would_stall_the_run_is_refused(sfn_make, proce
 
 @pytest.mark.parametrize("engine_name", ENGINES)
 def test_other_suspended_processes_do_not_refuse(sfn_make, process_calls, engine_name):
-    """AZRebalance suspended on both ASGs and Launch on the old one: the deployment runs,
-    none of them touched."""
+    """AZRebalance suspended on both ASGs, Launch on the old one, Terminate on a target that
+    is not emptied: the deployment runs, none of them touched."""
     build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
     _suspend(sfn_make, "qa-a", "AZRebalance", "Launch")
-    _suspend(sfn_make, "qa-b", "AZRebalance")
+    _suspend(sfn_make, "qa-b", "AZRebalance", "Terminate")
     process_calls.clear()
     assert ENGINES[engine_name](settings_for(instance_count=2)) == 0
     assert capacities(sfn_make, ASGS)["qa-b"]["desired"] == 2
-    assert _suspended(sfn_make, ASGS) == {"qa-a": ["AZRebalance", "Launch"], "qa-b": ["AZRebalance"]}
+    assert _suspended(sfn_make, ASGS) == {"qa-a": ["AZRebalance", "Launch"],
+                                          "qa-b": ["AZRebalance", "Terminate"]}
     assert process_calls == []
     assert _archived_status(sfn_make) == "done"
 
@@ -110,6 +111,30 @@ def test_resume_processes_resumes_for_the_run_and_suspends_again(sfn_make, proce
                              ("suspend", "qa-b", ["Launch"]), ("suspend", "qa-a", ["Terminate"])]
     assert _suspended(sfn_make, ASGS) == {"qa-a": ["Terminate"], "qa-b": ["AZRebalance", "Launch"]}
     assert lock_body(sfn_make) is None
+    assert _archived_status(sfn_make) == "done"
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("resume", [False, True], ids=["refused", "resumed"])
+def test_single_asg_needs_terminate_to_empty_itself(sfn_make, process_calls, engine_name,
+                                                    resume):
+    """--single-asg on a populated `qa` with Launch and Terminate suspended: refused (exit 3,
+    nothing changed); with --resume-processes, Terminate resumed to empty it, Launch to fill
+    it, both suspended again at the end (exit 0)."""
+    build_env(sfn_make, "qa", active="a", active_count=1, classic_elb=False, single=True,
+              bucket=BUCKET)
+    _suspend(sfn_make, "qa", "Launch", "Terminate")
+    process_calls.clear()
+    code = ENGINES[engine_name](settings_for(single_asg=True, instance_count=1,
+                                             resume_processes=resume))
+    assert _suspended(sfn_make, ["qa"]) == {"qa": ["Launch", "Terminate"]}
+    if not resume:
+        assert code == 3 and process_calls == []
+        assert _archived_status(sfn_make) == "refused"
+        return
+    assert code == 0 and SCALED == [1]
+    assert process_calls == [("resume", "qa", ["Terminate"]), ("resume", "qa", ["Launch"]),
+                             ("suspend", "qa", ["Launch", "Terminate"])]
     assert _archived_status(sfn_make) == "done"
 
 
