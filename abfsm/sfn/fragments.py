@@ -197,11 +197,17 @@ def _decided(ctx: Ctx, trigger: str, mode: str, *, target: str | None = None,
                                        "sp": suspended["target"] | suspended["old"]}, "$.d")
 
 
+def _populated(letter: str) -> dict[str, Any]:
+    """aws/autoscaling.Group.populated: a desired capacity above 0 or instances left (the
+    count of `$.g.<letter>.Instances` is in `$.n.<letter>`)."""
+    return {"Or": [{"Variable": f"$.g.{letter}.DesiredCapacity", "NumericGreaterThan": 0},
+                   {"Variable": f"$.n.{letter}", "NumericGreaterThan": 0}]}
+
+
 def _inspect_pair(ctx: Ctx) -> States:
     s = ctx.name
     a, b = "States.Format('{}-a', $.settings.environment)", "States.Format('{}-b', $.settings.environment)"
-    populated_a = {"Variable": "$.g.a.DesiredCapacity", "NumericGreaterThan": 0}
-    populated_b = {"Variable": "$.g.b.DesiredCapacity", "NumericGreaterThan": 0}
+    populated_a, populated_b = _populated("a"), _populated("b")
     zero = {"Variable": "$.settings.zero", "BooleanEquals": True}
     clean_up = {"Variable": "$.settings.clean_up", "BooleanEquals": True}
     both = ("States.Format('both {} (desired {}) and {} (desired {}) have instances; nothing "
@@ -224,8 +230,11 @@ def _inspect_pair(ctx: Ctx) -> States:
             "States.Format('inspect: Auto Scaling group {}-a or {}-b not found (abfsm deploys "
             "the pair ENV-a / ENV-b; check --environment and the region)', "
             "$.settings.environment, $.settings.environment)", ctx.to("refuse")),
-        s("pick"): _pass(s("decide"), {"a.$": "States.ArrayGetItem($.a.groups, 0)",
-                                       "b.$": "States.ArrayGetItem($.b.groups, 0)"}, "$.g"),
+        s("pick"): _pass(s("instances"), {"a.$": "States.ArrayGetItem($.a.groups, 0)",
+                                          "b.$": "States.ArrayGetItem($.b.groups, 0)"}, "$.g"),
+        s("instances"): _pass(s("decide"), {"a.$": "States.ArrayLength($.g.a.Instances)",
+                                            "b.$": "States.ArrayLength($.g.b.Instances)"},
+                              "$.n"),
         s("decide"): {"Type": "Choice", "Choices": [
             {"And": [zero, populated_a, populated_b], "Next": s("zero-both")},
             {"And": [zero, populated_a], "Next": s("zero-a")},
@@ -251,7 +260,7 @@ def _inspect_single(ctx: Ctx) -> States:
     """--single-asg: the ASG named ENV is the target; populated, it is emptied first
     (--zero: drained, if populated)."""
     s = ctx.name
-    populated = {"Variable": "$.g.s.DesiredCapacity", "NumericGreaterThan": 0}
+    populated = _populated("s")
     zero = {"Variable": "$.settings.zero", "BooleanEquals": True}
     return {
         s("single"): _describe(ctx, "States.Array($.settings.environment)", s("single-found"),
@@ -265,8 +274,10 @@ def _inspect_single(ctx: Ctx) -> States:
             "States.Format('inspect: Auto Scaling group {} not found (--single-asg uses the ASG "
             "named ENV; check --environment and the region)', $.settings.environment)",
             ctx.to("refuse")),
-        s("single-pick"): _pass(s("single-decide"),
+        s("single-pick"): _pass(s("single-instances"),
                                 {"s.$": "States.ArrayGetItem($.a.groups, 0)"}, "$.g"),
+        s("single-instances"): _pass(s("single-decide"),
+                                     {"s.$": "States.ArrayLength($.g.s.Instances)"}, "$.n"),
         s("single-decide"): {"Type": "Choice", "Choices": [
             {"And": [zero, populated], "Next": s("single-zero")},
             {**zero, "Next": s("zero-none")},

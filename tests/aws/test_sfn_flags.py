@@ -282,3 +282,35 @@ def test_instance_count_match_with_nothing_to_match_is_refused(sfn_make, engine_
     assert ENGINES[engine_name](settings_for(instance_count_match=True)) == 3
     assert [c["desired"] for c in capacities(sfn_make, ASGS).values()] == [0, 0]
     assert _archived_status(sfn_make) == "refused"
+
+
+# --- populated ----------------------------------------------------------------------------
+
+@pytest.fixture
+def world(sfn_make: Callable[[str], Any]) -> Iterator[Any]:
+    """The emulator's world model, stopped: it moves only when the test advances it."""
+    from abfsm.emulator import world as world_model
+
+    stopped = world_model.World(world_model.WorldClock(scale=0.0), boot_s=1)
+    world_model.activate(stopped)
+    yield stopped
+    world_model.deactivate()
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_an_asg_at_desired_0_with_instances_left_counts_as_populated(sfn_make, world,
+                                                                     engine_name):
+    """qa-b scaled to 0 but its instance still Terminating (draining from its target group):
+    both populated, refused (exit 3) on both engines, nothing scaled."""
+    build_env(sfn_make, "qa", active="a", active_count=1, classic_elb=False, target_groups=1,
+              bucket=BUCKET)
+    asg = sfn_make("autoscaling")
+    asg.update_auto_scaling_group(AutoScalingGroupName="qa-b", DesiredCapacity=1)
+    world.advance(5)  # booted, InService, registered
+    asg.update_auto_scaling_group(AutoScalingGroupName="qa-b", DesiredCapacity=0)
+    caps = capacities(sfn_make, ASGS)
+    assert (caps["qa-b"]["desired"], caps["qa-b"]["instances"]) == (0, 1)
+    assert ENGINES[engine_name](settings_for(instance_count=1)) == 3
+    caps = capacities(sfn_make, ASGS)
+    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (1, 0)
+    assert _archived_status(sfn_make) == "refused"
