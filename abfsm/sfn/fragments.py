@@ -294,22 +294,11 @@ def _lb_verdict(sets: str) -> State:
     """An inline Map's processor for one instance (`$.id`): its id when it is healthy in
     every target group and InService in every classic ELB of each of `sets` (a list of
     {tgs, lbs}), else "-" (actions/health.lb_progress)."""
-    per_set: State = {"StartAt": "tg", "States": {
-        "tg": _health_marks("tg"), "elb": _health_marks("elb"),
-        "sum": {"Type": "Pass", "Parameters": {
-            "bad_tg.$": "States.ArrayContains($.tg_marks, '-')",
-            "bad_elb.$": "States.ArrayContains($.elb_marks, '-')"}, "Next": "verdict"},
-        "verdict": {"Type": "Choice", "Choices": [
-            {"Or": [{"Variable": "$.bad_tg", "BooleanEquals": True},
-                    {"Variable": "$.bad_elb", "BooleanEquals": True}], "Next": "not-yet"}],
-            "Default": "serving"},
-        "serving": {"Type": "Pass", "Result": "ok", "End": True},
-        "not-yet": {"Type": "Pass", "Result": "-", "End": True}}}
     return {"StartAt": "sets", "States": {
         "sets": {"Type": "Map", "ItemsPath": sets,
                  "ItemSelector": {"id.$": "$.id", "tgs.$": "$$.Map.Item.Value.tgs",
                                   "lbs.$": "$$.Map.Item.Value.lbs"},
-                 "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **per_set},
+                 "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **_lb_health()},
                  "ResultPath": "$.marks", "Next": "any-bad"},
         "any-bad": {"Type": "Pass", "Parameters": {
             "id.$": "$.id", "bad.$": "States.ArrayContains($.marks, '-')"}, "Next": "mark"},
@@ -620,13 +609,10 @@ def _health_marks(kind: str) -> State:
         "ResultPath": f"$.{kind}_marks", "Next": "elb" if kind == "tg" else "sum"}
 
 
-def wait_elb(ctx: Ctx) -> States:
-    """Poll until every InService instance of the target ASG is healthy in each of its
-    target groups (DescribeTargetHealth) and InService in each classic ELB
-    (DescribeInstanceHealth), one call per instance and load balancer per poll; the old
-    ASG's instances never count. No load balancer attached (or --no-elb-check): skipped."""
-    s = ctx.name
-    per_instance: State = {"StartAt": "tg", "States": {
+def _lb_health() -> State:
+    """An inline Map's processor for one instance and its load balancers ({id, tgs, lbs}):
+    "ok" when it is healthy in every target group and InService in every classic ELB."""
+    return {"StartAt": "tg", "States": {
         "tg": _health_marks("tg"), "elb": _health_marks("elb"),
         "sum": {"Type": "Pass", "Parameters": {
             "bad_tg.$": "States.ArrayContains($.tg_marks, '-')",
@@ -637,6 +623,15 @@ def wait_elb(ctx: Ctx) -> States:
             "Default": "serving"},
         "serving": {"Type": "Pass", "Result": "ok", "End": True},
         "not-yet": {"Type": "Pass", "Result": "-", "End": True}}}
+
+
+def wait_elb(ctx: Ctx) -> States:
+    """Poll until every InService instance of the target ASG is healthy in each of its
+    target groups (DescribeTargetHealth) and InService in each classic ELB
+    (DescribeInstanceHealth), one call per instance and load balancer per poll; the old
+    ASG's instances never count. No load balancer attached (or --no-elb-check): skipped."""
+    s = ctx.name
+    per_instance = _lb_health()
     return {
         s(): {"Type": "Choice", "Choices": [
             {"Variable": "$.settings.no_elb_check", "BooleanEquals": True,
