@@ -232,6 +232,20 @@ def test_clean_up_refuses_a_tie(sfn_make, engine_name, target_groups, b):
     assert _archived_status(sfn_make) == "refused"
 
 
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_clean_up_counts_healthy_instances_not_instances(sfn_make, engine_name):
+    """Both with 2 instances behind one classic ELB, one of qa-a's stopped (OutOfService):
+    qa-a serves 1, qa-b 2, so qa-a is emptied and filled to 2 and qa-b drained."""
+    build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=True, bucket=BUCKET)
+    sfn_make("autoscaling").update_auto_scaling_group(AutoScalingGroupName="qa-b",
+                                                      DesiredCapacity=2)
+    sfn_make("ec2").stop_instances(InstanceIds=instance_ids(sfn_make, "qa-a")[:1])
+    assert ENGINES[engine_name](settings_for(instance_count=2, clean_up=True)) == 0
+    caps = capacities(sfn_make, ASGS)
+    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (2, 0)
+    assert _archived_status(sfn_make) == "done"
+
+
 # --- --wait-for-scale-down ----------------------------------------------------------------
 
 @pytest.mark.parametrize("engine_name", ENGINES)
