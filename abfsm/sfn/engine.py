@@ -4,13 +4,13 @@ Everything a user hands in is checked before the first AWS call (UsageError, exi
 deploy flags as `abfsm deploy` checks them, plus what an execution needs (--lock-bucket-name,
 a well-formed state machine ARN) and what this preview does not compile yet (UNSUPPORTED).
 An execution that ends FAILED raises the error its Fail state names (abfsm.Refused → exit 3,
-abfsm.StateFailed / abfsm.RolledBack → exit 1), with the cause as the message.
+abfsm.StateFailed / abfsm.RolledBack → exit 1, abfsm.InvalidInput: an input the machine
+refused before any AWS call → exit 2), with the cause as the message.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +21,9 @@ from abfsm.clock import Clock, utc_iso
 from abfsm.context import Settings
 from abfsm.errors import AbfsmError, Refused, StateFailed, UsageError
 from abfsm.record import new_run_id
-from abfsm.sfn.compiler import ERROR_REFUSED, compile_spec, to_json, used_integrations
+from abfsm.sfn.compiler import (
+    ERROR_INPUT, ERROR_REFUSED, compile_spec, to_json, used_integrations, wait_limits,
+)
 from abfsm.spec import Spec
 
 STATE_MACHINE_ARN = re.compile(
@@ -73,11 +75,10 @@ def check_deploy(name: str, role_arn: str) -> None:
 
 
 def execution_input(settings: Settings, run_id: str, started_at: str) -> dict[str, Any]:
-    """The execution's input document: the flags, the run's id and the waits' limits."""
-    interval = max(1, math.ceil(settings.update_timeout))
-    polls = math.floor(settings.health_check_timeout / interval) + 1
+    """The execution's input document: the flags, the run's id and the waits' limits (the
+    machine fills what another starter leaves out: compiler.input_states)."""
     return {"run_id": run_id, "started_at": started_at, "settings": settings.to_dict(),
-            "limits": {"interval": interval, "polls": polls}}
+            "limits": wait_limits(settings)}
 
 
 def deploy_machine(services: Services, spec: Spec, name: str, role_arn: str) -> tuple[str, bool]:
@@ -111,6 +112,8 @@ def outcome(execution: Execution) -> None:
         raise StateFailed(f"execution {execution.status}: {cause}")
     if execution.error == ERROR_REFUSED:
         raise Refused(cause)
+    if execution.error == ERROR_INPUT:
+        raise UsageError(cause)
     if execution.error and execution.error.startswith("abfsm."):
         raise StateFailed(cause)
     raise AbfsmError(f"{execution.error}: {cause}")

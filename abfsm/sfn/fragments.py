@@ -25,9 +25,11 @@ from typing import Any
 State = dict[str, Any]
 States = dict[str, State]
 
-# The error names AWS gives throttled aws-sdk calls (ServiceName.ExceptionName). moto's
-# interpreter names every unmodelled ClientError `service.serviceException` (s3.s3Exception),
-# throttling or not, so these Retry blocks are not exercised against moto yet.
+# The error names AWS gives throttled aws-sdk calls: ServiceName.CodeException, the service
+# name in PascalCase and the error code (Throttling, RequestLimitExceeded, SlowDown) with an
+# Exception suffix. Plain moto names every unmodelled ClientError `service.serviceException`;
+# the emulator corrects that (abfsm/emulator/fixes.py, correction 8) and the tests throttle
+# calls on purpose (tests/aws/test_sfn_execution.py).
 THROTTLING = {
     "autoscaling": ["AutoScaling.ThrottlingException", "AutoScaling.RequestLimitExceededException"],
     "elasticloadbalancing": ["ElasticLoadBalancing.ThrottlingException"],
@@ -35,6 +37,13 @@ THROTTLING = {
     "s3": ["S3.SlowDownException", "S3.ThrottlingException"],
     "cloudwatch": ["CloudWatch.ThrottlingException", "CloudWatch.RequestLimitExceededException"],
 }
+# Each aws-sdk task's throttling Retry: up to 6 retries after 2, 4, 8, 16, 32 and 64 s (126 s
+# in all); a seventh throttled attempt fails the task (its Catch: the state's error route).
+# Module constants so that tests can compile a machine with smaller ones (moto really sleeps
+# Retry intervals); the golden file keeps these.
+RETRY_INTERVAL_S = 2
+RETRY_MAX_ATTEMPTS = 6
+RETRY_BACKOFF_RATE = 2.0
 
 
 @dataclass(frozen=True)
@@ -69,8 +78,8 @@ def task(ctx: Ctx, service: str, api: str, parameters: Mapping[str, Any], next_:
     if selector is not None:
         state["ResultSelector"] = dict(selector)
     state["ResultPath"] = result_path
-    state["Retry"] = [{"ErrorEquals": THROTTLING[service], "IntervalSeconds": 2,
-                       "MaxAttempts": 6, "BackoffRate": 2.0}]
+    state["Retry"] = [{"ErrorEquals": THROTTLING[service], "IntervalSeconds": RETRY_INTERVAL_S,
+                       "MaxAttempts": RETRY_MAX_ATTEMPTS, "BackoffRate": RETRY_BACKOFF_RATE}]
     state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
                        "Next": catch or ctx.on_error}]
     state["Next"] = next_
