@@ -41,8 +41,6 @@ UNSUPPORTED: tuple[tuple[str, Callable[[Settings], bool]], ...] = (
     ("--notify", lambda s: bool(s.notify)),
     ("--launch-template-version / --image-id", lambda s: bool(s.launch_template_version
                                                              or s.image_id)),
-    ("--resume-processes with --rollback-on-failure",
-     lambda s: s.resume_processes and s.rollback_on_failure),
 )
 
 

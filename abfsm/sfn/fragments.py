@@ -798,9 +798,31 @@ def _still_registered(ctx: Ctx, kind: str, next_: str) -> State:
 
 
 def rollback(ctx: Ctx) -> States:
-    return {ctx.name(): task(ctx, "autoscaling", "updateAutoScalingGroup", {
-        "AutoScalingGroupName.$": "$.plan.target", "MinSize": 0, "DesiredCapacity": 0},
-        ctx.to("rolled_back"))}
+    """actions/rollback: the new ASG back to MinSize and desired 0; what --resume-processes
+    resumed on it suspended again (with Terminate among them, once it is empty)."""
+    s = ctx.name
+    return {
+        s(): task(ctx, "autoscaling", "updateAutoScalingGroup", {
+            "AutoScalingGroupName.$": "$.plan.target", "MinSize": 0, "DesiredCapacity": 0},
+            s("resumed?")),
+        s("resumed?"): {"Type": "Choice", "Choices": [
+            {**_resumed("target", "n"), "Next": s("terminate?")}],
+            "Default": ctx.to("rolled_back")},
+        s("terminate?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.procs.target.terminate", "BooleanEquals": True, "Next": s("start")}],
+            "Default": s("suspend")},
+        s("start"): _pass(s("describe"), {"n": 0}, "$.poll"),
+        s("describe"): _describe(ctx, "States.Array($.plan.target)", s("group"), "$.w"),
+        s("group"): _pass(s("left"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
+        s("left"): _pass(s("empty?"), {"n.$": "States.ArrayLength($.w.g.Instances)"}, "$.w"),
+        s("empty?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.w.n", "NumericEquals": 0, "Next": s("suspend")}],
+            "Default": s("count")},
+        **_poll_loop(ctx, s("describe"), "the new ASG empty"),
+        s("suspend"): task(ctx, "autoscaling", "suspendProcesses", {
+            "AutoScalingGroupName.$": "$.plan.target", "ScalingProcesses.$": "$.procs.target.names"},
+            ctx.to("rolled_back")),
+    }
 
 
 def empty_target(ctx: Ctx) -> States:

@@ -319,3 +319,22 @@ def test_an_asg_at_desired_0_with_instances_left_counts_as_populated(sfn_make, w
     caps = capacities(sfn_make, ASGS)
     assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (1, 0)
     assert _archived_status(sfn_make) == "refused"
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_rollback_suspends_again_what_the_run_resumed(sfn_make, frozen_world, process_calls,
+                                                      engine_name):
+    """--resume-processes --rollback-on-failure, qa-b's Launch suspended, its instances never
+    ready: qa-b's Launch resumed for the run, qa-b rolled back to 0 and its Launch suspended
+    again; qa-a untouched; exit 1, lock released, record rolled-back."""
+    build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    _suspend(sfn_make, "qa-b", "Launch")
+    process_calls.clear()
+    assert ENGINES[engine_name](settings_for(instance_count=1, resume_processes=True,
+                                             rollback_on_failure=True)) == 1
+    caps = capacities(sfn_make, ASGS)
+    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (2, 0)
+    assert process_calls == [("resume", "qa-b", ["Launch"]), ("suspend", "qa-b", ["Launch"])]
+    assert _suspended(sfn_make, ASGS) == {"qa-a": [], "qa-b": ["Launch"]}
+    assert lock_body(sfn_make) is None
+    assert _archived_status(sfn_make) == "rolled-back"

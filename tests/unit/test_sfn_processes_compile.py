@@ -17,6 +17,9 @@ def _states() -> dict[str, Any]:
     return dict(compile_spec(load_spec(None, ACTIONS))["States"])
 
 
+START = compile_spec(load_spec(None, ACTIONS))["StartAt"]
+
+
 def _rules(rule: dict[str, Any]) -> list[dict[str, Any]]:
     """A Choice rule and every rule nested in it (And / Or / Not)."""
     out = [rule]
@@ -28,42 +31,47 @@ def _rules(rule: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _targets(state: dict[str, Any]) -> list[str]:
-    return [state.get("Next"), state.get("Default"),
-            *(c["Next"] for c in state.get("Choices", []))]
+def _reachable_without(states: dict[str, Any], start: str, cut: dict[str, Any]) -> set[str]:
+    """The states reached from `start` when no Choice rule containing `cut` is taken."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in states:
+            continue
+        seen.add(name)
+        st = states[name]
+        todo += [st[k] for k in ("Next", "Default") if k in st]
+        todo += [c["Next"] for c in st.get("Catch", [])]
+        todo += [c["Next"] for c in st.get("Choices", []) if cut not in _rules(c)]
+    return seen
+
+
+def _calls(states: dict[str, Any], api: str) -> dict[str, dict[str, Any]]:
+    return {name: st for name, st in states.items() if st.get("Resource", "").endswith(api)}
 
 
 def test_process_calls_happen_only_under_resume_processes():
-    """Every ResumeProcesses / SuspendProcesses task is reached only from a Choice rule that
+    """No ResumeProcesses / SuspendProcesses task is reached without a Choice rule that
     requires --resume-processes: without the flag the machine never changes a process."""
     states = _states()
-    calls = {name for name, st in states.items()
-             if st.get("Resource", "").endswith(("resumeProcesses", "suspendProcesses"))}
-    assert len(calls) == 5  # resume: scale, empty, drain; suspend: the target, the old ASG
-    for name in calls:
-        sources = [(src, st) for src, st in states.items() if name in _targets(st)
-                   and src not in calls]
-        assert sources, name
-        for src, st in sources:
-            assert st["Type"] == "Choice", (name, src)
-            [rule] = [c for c in st["Choices"] if c["Next"] == name]
-            assert RESUME_FLAG in _rules(rule), (name, src)
-            assert st.get("Default") != name
+    calls = _calls(states, "resumeProcesses") | _calls(states, "suspendProcesses")
+    assert len(calls) == 6  # resume: scale, empty, drain; suspend: drain (2), rollback
+    assert calls.keys() <= _reachable_without(states, START, {})
+    assert not calls.keys() & _reachable_without(states, START, RESUME_FLAG)
 
 
 def test_scaling_processes_are_never_an_empty_list():
     """An empty ScalingProcesses means *every* process to AWS: resume lists are literal and
-    non-empty; suspend lists come from $.procs, whose choice requires a count above 0."""
+    non-empty; a suspend of $.procs.ROLE.names is reached only through a rule requiring
+    $.procs.ROLE.n above 0."""
     states = _states()
-    for name, st in states.items():
-        params = st.get("Parameters", {})
-        if st.get("Resource", "").endswith("resumeProcesses"):
-            assert params["ScalingProcesses"] in (["Launch"], ["Terminate"]), name
-        if st.get("Resource", "").endswith("suspendProcesses"):
-            role = params["ScalingProcesses.$"].split(".")[2]  # $.procs.<role>.names
-            rules = [r for src in states.values() if src["Type"] == "Choice"
-                     for c in src["Choices"] if c["Next"] == name for r in _rules(c)]
-            assert {"Variable": f"$.procs.{role}.n", "NumericGreaterThan": 0} in rules, name
+    for name, st in _calls(states, "resumeProcesses").items():
+        assert st["Parameters"]["ScalingProcesses"] in (["Launch"], ["Terminate"]), name
+    for name, st in _calls(states, "suspendProcesses").items():
+        role = st["Parameters"]["ScalingProcesses.$"].split(".")[2]  # $.procs.<role>.names
+        cut = {"Variable": f"$.procs.{role}.n", "NumericGreaterThan": 0}
+        assert name not in _reachable_without(states, START, cut), name
 
 
 def test_no_jsonpath_filter_expressions():

@@ -25,8 +25,6 @@ START = ["sfn", "start", "--state-machine-arn", ARN, "--environment", "qa", *DEA
     (["--lock-bucket-name", "locks", "--elb-name", "qa-public"], "--elb-name / --target-group-arn"),
     (["--lock-bucket-name", "locks", "--no-elb-check", "--bake-time", "5"], "--bake-time is not"),
     (["--lock-bucket-name", "locks", "--image-id", "ami-12345678"], "--image-id is not"),
-    (["--lock-bucket-name", "locks", "--no-elb-check", "--resume-processes",
-      "--rollback-on-failure"], "--resume-processes with --rollback-on-failure is not"),
     (["--lock-bucket-name", "locks", "--no-elb-check", "--instance-count", "2",
       "--instance-count-match"], "exclude each other"),
 ])
