@@ -10,7 +10,10 @@ compiler refuses a spec that uses it.
 The execution's document: `$.settings` (the deploy flags, Settings.to_dict()), `$.run_id`,
 `$.started_at`, `$.limits` (`interval` and `polls`: the waits' Wait seconds and poll count,
 computed by `sfn start` from --update-timeout and --health-check-timeout), then what the
-states add: `$.lock` (the lock's ETag), `$.plan` (what inspect decided), `$.error`.
+states add: `$.lock` (the lock's ETag), `$.plan` (what inspect decided: context.Plan's
+fields), `$.count` (the target count `n`, the `step` and this step's `desired`), `$.procs`
+(for the ASG to fill, `target`, and the one to drain, `old`: the suspended processes to
+resume for the run with --resume-processes, as `names` and their count `n`), `$.error`.
 
 What this preview does not compile yet is refused by `sfn start` before any AWS call
 (abfsm/sfn/engine.py UNSUPPORTED) rather than being approximated here.
