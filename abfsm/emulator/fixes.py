@@ -38,14 +38,14 @@ for a moment, so those tests can also show what plain moto would have done.
    suffix (`AutoScaling.ThrottlingException`, `S3.SlowDownException`). Plain moto names every
    unmodelled ClientError `service.serviceException` (`autoscaling.autoscalingException`), so
    a Retry or Catch on AWS's names (abfsm's throttling Retry blocks) never matches on moto.
+   Services not listed in `SFN_SERVICE_ERROR_NAMES` keep moto's naming.
+   (7 and 8 are also proven by executions, in tests/aws/test_sfn_execution.py: the load
+   balancer cases of the outcome matrix, and the throttling tests, one of them with plain
+   moto's naming put back.)
 9. Step Functions' context object gives `$$.Execution.StartTime` as AWS does, an ISO 8601
    string in UTC with milliseconds (`2026-12-01T23:42:05.123Z`). Plain moto puts a Python
    datetime there, which a Pass state copies into the run record as something that is not a
    timestamp (an execution started without `abfsm sfn start` takes its `started_at` from it).
-   Services not listed in `SFN_SERVICE_ERROR_NAMES` keep moto's naming.
-   (7 and 8 are proven by executions, in tests/aws/test_sfn_execution.py: the load balancer
-   cases of the outcome matrix, and the throttling tests, one of them with plain moto's
-   naming put back.)
 10. Step Functions shapes aws-sdk requests and responses as AWS does: a JSON object handed
    to a blob parameter (s3 PutObject's `Body`) is sent as its JSON text, and a streamed
    response member (GetObject's `Body`) comes back as a string. moto's interpreter leaves
@@ -54,7 +54,7 @@ for a moment, so those tests can also show what plain moto would have done.
    The approval state writes the lock record with its task token this way and reads it back.
 11. SendTaskFailure keeps its `cause`. moto's handler passes the error on and drops the
    cause, so a task failed by `abfsm reject` would carry no reason into the execution.
-   (10 and 11 are proven by the approval executions in tests/aws/test_sfn_approval.py.)
+   (10 and 11 are also proven by the approval executions in tests/aws/test_sfn_approval.py.)
 
 Executions themselves are a server setting, not a correction: `abfsm.emulator.server` turns
 them on (moto's `execute_state_machine`) and points the interpreter's inner clients at itself.

@@ -43,15 +43,11 @@ FOLLOW_INTERVAL_S = 2.0
 
 # What this preview does not compile yet: refused by `sfn start` (exit 2, no AWS call).
 UNSUPPORTED: tuple[tuple[str, Callable[[Settings], bool]], ...] = (
-    ("--single-asg", lambda s: s.single_asg),
-    ("--clean-up", lambda s: s.clean_up),
-    ("--wait-for-scale-down", lambda s: s.wait_for_scale_down),
     ("--elb-name / --target-group-arn", lambda s: bool(s.elb_names or s.target_group_arns)),
     ("--bake-time", lambda s: s.bake_time > 0),
     ("--alarm / --alarm-prefix", lambda s: bool(s.alarms or s.alarm_prefix)),
     ("--launch-template-version / --image-id", lambda s: bool(s.launch_template_version
                                                              or s.image_id)),
-    ("--resume-processes", lambda s: s.resume_processes),
 )
 
 

@@ -10,12 +10,14 @@ compiler refuses a spec that uses it.
 The execution's document: `$.settings` (the deploy flags, Settings.to_dict()), `$.run_id`,
 `$.started_at`, `$.limits` (`interval` and `polls`: the waits' Wait seconds and poll count,
 computed by `sfn start` from --update-timeout and --health-check-timeout), then what the
-states add: `$.lock` (the lock's current ETag), `$.plan` (what inspect decided), `$.count`
-(the target count and the current step), `$.move` (the last transition), `$.hist` (the
-history: `list`, and `text`, the same entries as JSON each followed by a comma, which is
-how an entry is appended without JSONata), `$.record` (the run record last built), `$.error`.
-The compiler builds the entries of the spec states (abfsm/sfn/compiler.py); `record()` and
-`save()` are what they and the waits' heartbeats use.
+states add: `$.lock` (the lock's current ETag), `$.plan` (what inspect decided: context.Plan's
+fields), `$.count` (the target count `n`, the `step` and this step's `desired`), `$.procs`
+(for the ASG to fill, `target`, and the one to drain, `old`: the suspended processes to
+resume for the run with --resume-processes, as `names` and their count `n`), `$.move` (the
+last transition), `$.hist` (the history: `list`, and `text`, the same entries as JSON each
+followed by a comma, which is how an entry is appended without JSONata), `$.record` (the run
+record last built), `$.error`. The compiler builds the entries of the spec states
+(abfsm/sfn/compiler.py); `record()` and `save()` are what they and the waits' heartbeats use.
 
 What this preview does not compile yet is refused by `sfn start` before any AWS call
 (abfsm/sfn/engine.py UNSUPPORTED) rather than being approximated here.
@@ -217,38 +219,68 @@ def acquire_lock(ctx: Ctx) -> States:
 
 
 def inspect(ctx: Ctx) -> States:
-    """Both ASGs described (one call each), then the A/B decision of actions/inspect.decide()
-    for one or no populated ASG, --zero and --instance-count(-match, -step)."""
+    """actions/inspect.decide() for the same world. The pair ENV-a / ENV-b (or, with
+    --single-asg, the ASG named ENV) described, one call each; one populated ASG or none;
+    both populated refused, or with --clean-up the one serving fewer healthy instances in
+    the load balancers emptied first (a tie refused); --zero; --instance-count(-match, -step);
+    then a suspended Launch (target) or Terminate (ASG to empty or drain) refused, or with
+    --resume-processes recorded in `$.procs` for scale, empty and drain to resume. Each
+    decision writes `$.d` (the plan, the outcome, each role's suspended processes); the
+    tail is shared."""
+    s = ctx.name
+    return {
+        s(): {"Type": "Choice", "Choices": [
+            {"Variable": "$.settings.single_asg", "BooleanEquals": True, "Next": s("single")}],
+            "Default": s("a")},
+        **_inspect_pair(ctx), **_inspect_single(ctx), **_clean_up(ctx), **_inspect_tail(ctx),
+    }
+
+
+def _decided(ctx: Ctx, trigger: str, mode: str, *, target: str | None = None,
+             active: str | None = None, count_of: str | None = None,
+             empty_first: bool = False) -> State:
+    """A Pass writing `$.d` from the described groups `$.g.<letter>`: the plan (the fields
+    of context.Plan the later states read), the outcome and the suspended processes of the
+    ASG to fill (`target`) and of the one to drain (`old`)."""
+    def of(letter: str | None, key: str) -> dict[str, Any]:
+        return {f"{key}.$": f"$.g.{letter}.AutoScalingGroupName"} if letter else {key: None}
+
+    plan: State = {"mode": mode, **of(target, "target"), **of(active, "active"),
+                   **of(target if empty_first else None, "empty_first")}
+    count_of = count_of or active
+    plan |= {"active_count.$": f"$.g.{count_of}.DesiredCapacity"} if count_of else {"active_count": 0}
+    if target:
+        plan |= {"target_min.$": f"$.g.{target}.MinSize", "target_max.$": f"$.g.{target}.MaxSize",
+                 "target_groups.$": f"$.g.{target}.TargetGroupARNs",
+                 "load_balancers.$": f"$.g.{target}.LoadBalancerNames"}
+    suspended: dict[str, State] = {role: {f"{role}.$": f"$.g.{letter}.SuspendedProcesses"} if letter else {role: []}
+                 for role, letter in (("target", target), ("old", active))}
+    return _pass(ctx.name("decided"), {"plan": plan, "trigger": trigger,
+                                       "sp": suspended["target"] | suspended["old"]}, "$.d")
+
+
+def _populated(letter: str) -> dict[str, Any]:
+    """aws/autoscaling.Group.populated: a desired capacity above 0 or instances left (the
+    count of `$.g.<letter>.Instances` is in `$.n.<letter>`)."""
+    return {"Or": [{"Variable": f"$.g.{letter}.DesiredCapacity", "NumericGreaterThan": 0},
+                   {"Variable": f"$.n.{letter}", "NumericGreaterThan": 0}]}
+
+
+def _inspect_pair(ctx: Ctx) -> States:
     s = ctx.name
     a, b = "States.Format('{}-a', $.settings.environment)", "States.Format('{}-b', $.settings.environment)"
-    populated_a = {"Variable": "$.g.a.DesiredCapacity", "NumericGreaterThan": 0}
-    populated_b = {"Variable": "$.g.b.DesiredCapacity", "NumericGreaterThan": 0}
+    populated_a, populated_b = _populated("a"), _populated("b")
     zero = {"Variable": "$.settings.zero", "BooleanEquals": True}
-
-    def ab(active: str | None, target: str) -> State:
-        plan: State = {"mode": "ab", "target.$": f"$.g.{target}.AutoScalingGroupName",
-                       "target_max.$": f"$.g.{target}.MaxSize",
-                       "target_groups.$": f"$.g.{target}.TargetGroupARNs",
-                       "load_balancers.$": f"$.g.{target}.LoadBalancerNames"}
-        if active:
-            plan |= {"active.$": f"$.g.{active}.AutoScalingGroupName",
-                     "active_count.$": f"$.g.{active}.DesiredCapacity"}
-        else:
-            plan |= {"active": None, "active_count": 0}
-        return _pass(s("count"), plan, "$.plan")
-
-    def zero_plan(active: str | None, next_: str) -> State:
-        plan: State = {"mode": "zero", "target": None}
-        plan |= ({"active.$": f"$.g.{active}.AutoScalingGroupName",
-                  "active_count.$": f"$.g.{active}.DesiredCapacity"} if active
-                 else {"active": None, "active_count": 0})
-        return _pass(next_, plan, "$.plan")
-
+    clean_up = {"Variable": "$.settings.clean_up", "BooleanEquals": True}
     both = ("States.Format('both {} (desired {}) and {} (desired {}) have instances; nothing "
-            "was changed. Zero one by hand', $.g.a.AutoScalingGroupName, $.g.a.DesiredCapacity, "
-            "$.g.b.AutoScalingGroupName, $.g.b.DesiredCapacity)")
+            "was changed. Zero one by hand, or pass --clean-up to zero the one serving fewer "
+            "healthy instances in the load balancer first', $.g.a.AutoScalingGroupName, "
+            "$.g.a.DesiredCapacity, $.g.b.AutoScalingGroupName, $.g.b.DesiredCapacity)")
+    zero_both = ("States.Format('both {} (desired {}) and {} (desired {}) have instances; "
+                 "--zero will not guess which one to zero', $.g.a.AutoScalingGroupName, "
+                 "$.g.a.DesiredCapacity, $.g.b.AutoScalingGroupName, $.g.b.DesiredCapacity)")
     return {
-        s(): _describe(ctx, f"States.Array({a})", s("b"), "$.a"),
+        s("a"): _describe(ctx, f"States.Array({a})", s("b"), "$.a"),
         s("b"): _describe(ctx, f"States.Array({b})", s("found"), "$.b"),
         s("found"): _pass(s("exist?"), {"a.$": "States.ArrayLength($.a.groups)",
                                         "b.$": "States.ArrayLength($.b.groups)"}, "$.n"),
@@ -260,34 +292,211 @@ def inspect(ctx: Ctx) -> States:
             "States.Format('inspect: Auto Scaling group {}-a or {}-b not found (abfsm deploys "
             "the pair ENV-a / ENV-b; check --environment and the region)', "
             "$.settings.environment, $.settings.environment)", ctx.to("refuse")),
-        s("pick"): _pass(s("decide"), {"a.$": "States.ArrayGetItem($.a.groups, 0)",
-                                       "b.$": "States.ArrayGetItem($.b.groups, 0)"}, "$.g"),
+        s("pick"): _pass(s("instances"), {"a.$": "States.ArrayGetItem($.a.groups, 0)",
+                                          "b.$": "States.ArrayGetItem($.b.groups, 0)"}, "$.g"),
+        s("instances"): _pass(s("decide"), {"a.$": "States.ArrayLength($.g.a.Instances)",
+                                            "b.$": "States.ArrayLength($.g.b.Instances)"},
+                              "$.n"),
         s("decide"): {"Type": "Choice", "Choices": [
-            {"And": [zero, populated_a, populated_b], "Next": s("both")},
+            {"And": [zero, populated_a, populated_b], "Next": s("zero-both")},
             {"And": [zero, populated_a], "Next": s("zero-a")},
             {"And": [zero, populated_b], "Next": s("zero-b")},
             {**zero, "Next": s("zero-none")},
+            {"And": [populated_a, populated_b, clean_up], "Next": s("serving")},
             {"And": [populated_a, populated_b], "Next": s("both")},
             {**populated_a, "Next": s("ab-a")},
             {**populated_b, "Next": s("ab-b")}],
             "Default": s("ab-none")},
+        s("zero-both"): _refuse(zero_both, ctx.to("refuse")),
         s("both"): _refuse(both, ctx.to("refuse")),
-        s("zero-a"): zero_plan("a", ctx.to("zero")),
-        s("zero-b"): zero_plan("b", ctx.to("zero")),
-        s("zero-none"): zero_plan(None, ctx.to("nothing_to_do")),
-        s("ab-a"): ab("a", "b"),
-        s("ab-b"): ab("b", "a"),
-        s("ab-none"): ab(None, "a"),
+        s("zero-a"): _decided(ctx, "zero", "zero", active="a"),
+        s("zero-b"): _decided(ctx, "zero", "zero", active="b"),
+        s("zero-none"): _decided(ctx, "nothing_to_do", "zero"),
+        s("ab-a"): _decided(ctx, "deploy", "ab", target="b", active="a"),
+        s("ab-b"): _decided(ctx, "deploy", "ab", target="a", active="b"),
+        s("ab-none"): _decided(ctx, "deploy", "ab", target="a"),
+    }
+
+
+def _inspect_single(ctx: Ctx) -> States:
+    """--single-asg: the ASG named ENV is the target; populated, it is emptied first
+    (--zero: drained, if populated)."""
+    s = ctx.name
+    populated = _populated("s")
+    zero = {"Variable": "$.settings.zero", "BooleanEquals": True}
+    return {
+        s("single"): _describe(ctx, "States.Array($.settings.environment)", s("single-found"),
+                               "$.a"),
+        s("single-found"): _pass(s("single-exist?"), {"n.$": "States.ArrayLength($.a.groups)"},
+                                 "$.n"),
+        s("single-exist?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.n.n", "NumericEquals": 0, "Next": s("single-missing")}],
+            "Default": s("single-pick")},
+        s("single-missing"): _refuse(
+            "States.Format('inspect: Auto Scaling group {} not found (--single-asg uses the ASG "
+            "named ENV; check --environment and the region)', $.settings.environment)",
+            ctx.to("refuse")),
+        s("single-pick"): _pass(s("single-instances"),
+                                {"s.$": "States.ArrayGetItem($.a.groups, 0)"}, "$.g"),
+        s("single-instances"): _pass(s("single-decide"),
+                                     {"s.$": "States.ArrayLength($.g.s.Instances)"}, "$.n"),
+        s("single-decide"): {"Type": "Choice", "Choices": [
+            {"And": [zero, populated], "Next": s("single-zero")},
+            {**zero, "Next": s("zero-none")},
+            {**populated, "Next": s("single-refill")}],
+            "Default": s("single-fill")},
+        s("single-zero"): _decided(ctx, "zero", "zero", active="s"),
+        s("single-refill"): _decided(ctx, "empty_first", "single", target="s", count_of="s",
+                                     empty_first=True),
+        s("single-fill"): _decided(ctx, "deploy", "single", target="s", count_of="s"),
+    }
+
+
+def _lb_verdict(sets: str) -> State:
+    """An inline Map's processor for one instance (`$.id`): its id when it is healthy in
+    every target group and InService in every classic ELB of each of `sets` (a list of
+    {tgs, lbs}), else "-" (actions/health.lb_progress)."""
+    return {"StartAt": "sets", "States": {
+        "sets": {"Type": "Map", "ItemsPath": sets,
+                 "ItemSelector": {"id.$": "$.id", "tgs.$": "$$.Map.Item.Value.tgs",
+                                  "lbs.$": "$$.Map.Item.Value.lbs"},
+                 "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **_lb_health()},
+                 "ResultPath": "$.marks", "Next": "any-bad"},
+        "any-bad": {"Type": "Pass", "Parameters": {
+            "id.$": "$.id", "bad.$": "States.ArrayContains($.marks, '-')"}, "Next": "mark"},
+        "mark": {"Type": "Choice", "Choices": [
+            {"Variable": "$.bad", "BooleanEquals": True, "Next": "not-serving"}],
+            "Default": "serving"},
+        "serving": {"Type": "Pass", "Parameters": {"m.$": "$.id"}, "OutputPath": "$.m",
+                    "End": True},
+        "not-serving": {"Type": "Pass", "Result": "-", "End": True}}}
+
+
+def _clean_up(ctx: Ctx) -> States:
+    """--clean-up with both ASGs populated: count each one's instances healthy in every load
+    balancer either ASG is attached to (none attached: 0 each); the one serving more stays
+    active, the other is emptied first and filled; a tie is refused."""
+    s = ctx.name
+
+    def serving(letter: str, next_: str) -> State:
+        return {"Type": "Map", "ItemsPath": f"$.g.{letter}.Instances",
+                "ItemSelector": {"id.$": "$$.Map.Item.Value.InstanceId", "sets.$": "$.lbsets.all"},
+                "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"},
+                                  **_lb_verdict("$.sets")},
+                "ResultPath": f"$.sv.{letter}",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                           "Next": ctx.on_error}], "Next": next_}
+
+    def count(letter: str, next_: str) -> States:
+        # distinct marks = the serving ids, plus "-" when some instance is not serving
+        n = f"$.sc.{letter}"
+        return {
+            s(f"serving-{letter}?"): {"Type": "Choice", "Choices": [
+                {"Variable": f"{n}_no", "BooleanEquals": True, "Next": s(f"serving-{letter}-1")}],
+                "Default": next_},
+            s(f"serving-{letter}-1"): _pass(next_, {"n.$": f"States.MathAdd({n}, -1)"},
+                                            f"$.sc.fix_{letter}"),
+        }
+
+    tie = ("States.Format('--clean-up: {} and {} both serve {} healthy instance(s) in the load "
+           "balancer; refusing to pick one to zero', $.g.a.AutoScalingGroupName, "
+           "$.g.b.AutoScalingGroupName, $.sc.a)")
+    none_attached = {"And": [{"Variable": f"$.lbsets.n.{k}", "NumericEquals": 0}
+                             for k in ("a_tgs", "a_lbs", "b_tgs", "b_lbs")]}
+    return {
+        s("serving"): _pass(s("lb-count"), {
+            "a": {"tgs.$": "$.g.a.TargetGroupARNs", "lbs.$": "$.g.a.LoadBalancerNames"},
+            "b": {"tgs.$": "$.g.b.TargetGroupARNs", "lbs.$": "$.g.b.LoadBalancerNames"},
+            "n": {"a_tgs.$": "States.ArrayLength($.g.a.TargetGroupARNs)",
+                  "a_lbs.$": "States.ArrayLength($.g.a.LoadBalancerNames)",
+                  "b_tgs.$": "States.ArrayLength($.g.b.TargetGroupARNs)",
+                  "b_lbs.$": "States.ArrayLength($.g.b.LoadBalancerNames)"}}, "$.lbsets"),
+        s("lb-count"): {"Type": "Choice", "Choices": [{**none_attached, "Next": s("no-lbs")}],
+                        "Default": s("lb-sets")},
+        s("no-lbs"): _pass(s("tie"), {"a": 0}, "$.sc"),
+        s("lb-sets"): _pass(s("serving-a"), {"all.$": "States.Array($.lbsets.a, $.lbsets.b)"},
+                            "$.lbsets"),
+        s("serving-a"): serving("a", s("serving-b")),
+        s("serving-b"): serving("b", s("tally")),
+        s("tally"): _pass(s("tally2"), {"a.$": "States.ArrayUnique($.sv.a)",
+                                        "b.$": "States.ArrayUnique($.sv.b)"}, "$.sv"),
+        s("tally2"): _pass(s("serving-a?"), {
+            "a.$": "States.ArrayLength($.sv.a)", "b.$": "States.ArrayLength($.sv.b)",
+            "a_no.$": "States.ArrayContains($.sv.a, '-')",
+            "b_no.$": "States.ArrayContains($.sv.b, '-')",
+            "fix_a": {"n.$": "States.ArrayLength($.sv.a)"},
+            "fix_b": {"n.$": "States.ArrayLength($.sv.b)"}}, "$.sc"),
+        **count("a", s("serving-b?")),
+        **count("b", s("counted")),
+        s("counted"): _pass(s("more?"), {"a.$": "$.sc.fix_a.n", "b.$": "$.sc.fix_b.n"}, "$.sc"),
+        s("more?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.sc.a", "NumericEqualsPath": "$.sc.b", "Next": s("tie")},
+            {"Variable": "$.sc.a", "NumericGreaterThanPath": "$.sc.b", "Next": s("clean-b")}],
+            "Default": s("clean-a")},
+        s("tie"): _refuse(tie, ctx.to("refuse")),
+        s("clean-b"): _decided(ctx, "empty_first", "ab", target="b", active="a", empty_first=True),
+        s("clean-a"): _decided(ctx, "empty_first", "ab", target="a", active="b", empty_first=True),
+    }
+
+
+def _names(items: str, field: str, result_path: str, next_: str) -> State:
+    """An inline Map turning a list of objects into the list of their `field`."""
+    return {"Type": "Map", "ItemsPath": items,
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "name",
+                              "States": {"name": {"Type": "Pass",
+                                                  "Parameters": {"v.$": f"$.{field}"},
+                                                  "OutputPath": "$.v", "End": True}}},
+            "ResultPath": result_path, "Next": next_}
+
+
+def _procs(next_: str, names: list[str]) -> State:
+    """`$.procs.<role>`: the processes to resume on that ASG for the run, as a list, a count
+    and the words of the refusal."""
+    return _pass(next_, {"names": names, "n": len(names), "words": " and ".join(names),
+                         "args": " ".join(names)}, None)
+
+
+def _inspect_tail(ctx: Ctx) -> States:
+    """The plan of `$.d` kept; counts and steps when the ASG is filled; the suspended
+    processes (actions/processes.decide); then the decided outcome."""
+    s = ctx.name
+    match = {"Variable": "$.settings.instance_count_match", "BooleanEquals": True}
+    nothing = {"Variable": "$.plan.active_count", "NumericEquals": 0}
+    single = {"Variable": "$.plan.mode", "StringEquals": "single"}
+    keep = {"Variable": "$.settings.resume_processes", "BooleanEquals": False}
+    empties = {"Variable": "$.plan.empty_first", "IsString": True}
+    launch = {"Variable": "$.sp.launch", "BooleanEquals": True}
+    terminate = {"Variable": "$.sp.terminate", "BooleanEquals": True}
+    stuck = ("inspect: {} has the {} process suspended, so the deployment would stall; "
+             "nothing was changed. Resume it first: aws autoscaling resume-processes "
+             "--auto-scaling-group-name {} --scaling-processes {}, or pass --resume-processes "
+             "to resume it for this run only")
+    outcomes = [t for t in ("empty_first", "zero", "nothing_to_do") if t in ctx.routes]
+    target = {k: _procs(s("old-procs?"), names) | {"ResultPath": "$.procs.target"} for k, names in
+              (("t-both", ["Launch", "Terminate"]), ("t-launch", ["Launch"]),
+               ("t-terminate", ["Terminate"]), ("t-none", []))}
+    for k in target:
+        target[k]["Parameters"] |= {"launch": k in ("t-both", "t-launch"),
+                                    "terminate": k in ("t-both", "t-terminate")}
+    return {
+        s("decided"): {"Type": "Pass", "InputPath": "$.d.plan", "ResultPath": "$.plan",
+                       "Next": s("filling?")},
+        s("filling?"): {"Type": "Choice", "Choices": [
+            {"Or": [{"Variable": "$.d.trigger", "StringEquals": "deploy"},
+                    {"Variable": "$.d.trigger", "StringEquals": "empty_first"}],
+             "Next": s("count")}], "Default": s("suspended")},
         s("count"): {"Type": "Choice", "Choices": [
-            {"And": [{"Variable": "$.settings.instance_count_match", "BooleanEquals": True},
-                     {"Variable": "$.plan.active_count", "NumericEquals": 0}],
-             "Next": s("nothing-to-match")},
-            {"Variable": "$.settings.instance_count_match", "BooleanEquals": True,
-             "Next": s("match")}],
+            {"And": [match, nothing, single], "Next": s("single-nothing-to-match")},
+            {"And": [match, nothing], "Next": s("nothing-to-match")},
+            {**match, "Next": s("match")}],
             "Default": s("given")},
         s("nothing-to-match"): _refuse(
-            "--instance-count-match: neither ASG has instances to match; pass "
-            "--instance-count instead", ctx.to("refuse")),
+            "States.Format('--instance-count-match: neither {}-a nor {}-b has instances to "
+            "match; pass --instance-count instead', $.settings.environment, "
+            "$.settings.environment)", ctx.to("refuse")),
+        s("single-nothing-to-match"): _refuse(
+            "States.Format('--instance-count-match: {} has no instances to match; pass "
+            "--instance-count instead', $.settings.environment)", ctx.to("refuse")),
         s("match"): _pass(s("step?"), {"n.$": "$.plan.active_count"}, "$.count"),
         s("given"): _pass(s("step?"), {"n.$": "$.settings.instance_count"}, "$.count"),
         # steps: desired = min(step, count), then +step each time, capped at count
@@ -296,29 +505,86 @@ def inspect(ctx: Ctx) -> States:
                      {"Variable": "$.settings.instance_count_step",
                       "NumericLessThanPath": "$.count.n"}], "Next": s("stepped")}],
             "Default": s("one-step")},
-        s("stepped"): _pass(ctx.to("deploy"), {"n.$": "$.count.n",
-                                               "step.$": "$.settings.instance_count_step",
-                                               "desired.$": "$.settings.instance_count_step"},
+        s("stepped"): _pass(s("suspended"), {"n.$": "$.count.n",
+                                             "step.$": "$.settings.instance_count_step",
+                                             "desired.$": "$.settings.instance_count_step"},
                             "$.count"),
-        s("one-step"): _pass(ctx.to("deploy"), {"n.$": "$.count.n", "step.$": "$.count.n",
-                                                "desired.$": "$.count.n"}, "$.count"),
+        s("one-step"): _pass(s("suspended"), {"n.$": "$.count.n", "step.$": "$.count.n",
+                                              "desired.$": "$.count.n"}, "$.count"),
+        # a Launch suspended on the target, Terminate on the ASG to empty or to drain
+        s("suspended"): _names("$.d.sp.target", "ProcessName", "$.sp.target",
+                               s("suspended-old")),
+        s("suspended-old"): _names("$.d.sp.old", "ProcessName", "$.sp.old", s("needs")),
+        s("needs"): _pass(s("target-procs?"), {
+            "launch.$": "States.ArrayContains($.sp.target, 'Launch')",
+            "terminate.$": "States.ArrayContains($.sp.target, 'Terminate')",
+            "old.$": "States.ArrayContains($.sp.old, 'Terminate')"}, "$.sp"),
+        s("target-procs?"): {"Type": "Choice", "Choices": [
+            {"And": [launch, terminate, empties], "Next": s("t-both")},
+            {**launch, "Next": s("t-launch")},
+            {"And": [terminate, empties], "Next": s("t-terminate")}],
+            "Default": s("t-none")},
+        **{s(k): st for k, st in target.items()},
+        s("old-procs?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.sp.old", "BooleanEquals": True, "Next": s("o-terminate")}],
+            "Default": s("o-none")},
+        s("o-terminate"): _procs(s("stuck?"), ["Terminate"]) | {"ResultPath": "$.procs.old"},
+        s("o-none"): _procs(s("stuck?"), []) | {"ResultPath": "$.procs.old"},
+        s("stuck?"): {"Type": "Choice", "Choices": [
+            {"And": [keep, {"Variable": "$.procs.target.n", "NumericGreaterThan": 0}],
+             "Next": s("stuck-target")},
+            {"And": [keep, {"Variable": "$.procs.old.n", "NumericGreaterThan": 0}],
+             "Next": s("stuck-old")}],
+            "Default": s("outcome")},
+        s("stuck-target"): _refuse(
+            f"States.Format('{stuck}', $.plan.target, $.procs.target.words, $.plan.target, "
+            "$.procs.target.args)", ctx.to("refuse")),
+        s("stuck-old"): _refuse(
+            f"States.Format('{stuck}', $.plan.active, $.procs.old.words, $.plan.active, "
+            "$.procs.old.args)", ctx.to("refuse")),
+        s("outcome"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.d.trigger", "StringEquals": t, "Next": ctx.to(t)} for t in outcomes],
+            "Default": ctx.to("deploy")},
     }
 
 
+def _resumed(role: str, flag: str) -> dict[str, Any]:
+    """The Choice condition: --resume-processes and `$.procs.<role>.<flag>`."""
+    return {"And": [{"Variable": "$.settings.resume_processes", "BooleanEquals": True},
+                    {"Variable": f"$.procs.{role}.{flag}", **(
+                        {"NumericGreaterThan": 0} if flag == "n" else {"BooleanEquals": True})}]}
+
+
+def _resume_task(ctx: Ctx, asg: str, processes: list[str], next_: str) -> State:
+    return task(ctx, "autoscaling", "resumeProcesses", {
+        "AutoScalingGroupName.$": asg, "ScalingProcesses": processes}, next_)
+
+
 def scale_step(ctx: Ctx) -> States:
-    """UpdateAutoScalingGroup to the step's absolute desired capacity (MaxSize raised to the
-    target count in the same call when the count needs it)."""
+    """UpdateAutoScalingGroup to the step's absolute desired capacity, as actions/scale_step:
+    MaxSize raised to the target count in the same call when the count needs it; MinSize
+    min(the MinSize inspect saw, the step), so a target emptied first gets its MinSize back.
+    Before the first step, the target's suspended Launch resumed (--resume-processes)."""
     s = ctx.name
+    first = {"Variable": "$.count.desired", "NumericEqualsPath": "$.count.step"}
+    update = {"AutoScalingGroupName.$": "$.plan.target", "DesiredCapacity.$": "$.count.desired",
+              "MinSize.$": "$.min.n"}
     return {
         s(): {"Type": "Choice", "Choices": [
+            {"And": [*_resumed("target", "launch")["And"], first], "Next": s("resume")}],
+            "Default": s("min?")},
+        s("resume"): _resume_task(ctx, "$.plan.target", ["Launch"], s("min?")),
+        s("min?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.plan.target_min", "NumericLessThanPath": "$.count.desired",
+             "Next": s("min-kept")}], "Default": s("min-step")},
+        s("min-kept"): _pass(s("max?"), {"n.$": "$.plan.target_min"}, "$.min"),
+        s("min-step"): _pass(s("max?"), {"n.$": "$.count.desired"}, "$.min"),
+        s("max?"): {"Type": "Choice", "Choices": [
             {"Variable": "$.count.n", "NumericGreaterThanPath": "$.plan.target_max",
              "Next": s("raise")}], "Default": s("update")},
-        s("raise"): task(ctx, "autoscaling", "updateAutoScalingGroup", {
-            "AutoScalingGroupName.$": "$.plan.target", "DesiredCapacity.$": "$.count.desired",
-            "MaxSize.$": "$.count.n"}, ctx.to("scaled")),
-        s("update"): task(ctx, "autoscaling", "updateAutoScalingGroup", {
-            "AutoScalingGroupName.$": "$.plan.target", "DesiredCapacity.$": "$.count.desired"},
-            ctx.to("scaled")),
+        s("raise"): task(ctx, "autoscaling", "updateAutoScalingGroup",
+                         {**update, "MaxSize.$": "$.count.n"}, ctx.to("scaled")),
+        s("update"): task(ctx, "autoscaling", "updateAutoScalingGroup", update, ctx.to("scaled")),
     }
 
 
@@ -405,13 +671,10 @@ def _health_marks(kind: str) -> State:
         "ResultPath": f"$.{kind}_marks", "Next": "elb" if kind == "tg" else "sum"}
 
 
-def wait_elb(ctx: Ctx) -> States:
-    """Poll until every InService instance of the target ASG is healthy in each of its
-    target groups (DescribeTargetHealth) and InService in each classic ELB
-    (DescribeInstanceHealth), one call per instance and load balancer per poll; the old
-    ASG's instances never count. No load balancer attached (or --no-elb-check): skipped."""
-    s = ctx.name
-    per_instance: State = {"StartAt": "tg", "States": {
+def _lb_health() -> State:
+    """An inline Map's processor for one instance and its load balancers ({id, tgs, lbs}):
+    "ok" when it is healthy in every target group and InService in every classic ELB."""
+    return {"StartAt": "tg", "States": {
         "tg": _health_marks("tg"), "elb": _health_marks("elb"),
         "sum": {"Type": "Pass", "Parameters": {
             "bad_tg.$": "States.ArrayContains($.tg_marks, '-')",
@@ -422,6 +685,15 @@ def wait_elb(ctx: Ctx) -> States:
             "Default": "serving"},
         "serving": {"Type": "Pass", "Result": "ok", "End": True},
         "not-yet": {"Type": "Pass", "Result": "-", "End": True}}}
+
+
+def wait_elb(ctx: Ctx) -> States:
+    """Poll until every InService instance of the target ASG is healthy in each of its
+    target groups (DescribeTargetHealth) and InService in each classic ELB
+    (DescribeInstanceHealth), one call per instance and load balancer per poll; the old
+    ASG's instances never count. No load balancer attached (or --no-elb-check): skipped."""
+    s = ctx.name
+    per_instance = _lb_health()
     return {
         s(): {"Type": "Choice", "Choices": [
             {"Variable": "$.settings.no_elb_check", "BooleanEquals": True,
@@ -464,30 +736,157 @@ def bake(ctx: Ctx) -> States:
 
 
 def drain(ctx: Ctx) -> States:
-    """The old ASG (the active one, when it is not the target) to MinSize and desired 0."""
+    """actions/drain: the old ASG (the active one, when it is not the target) to MinSize
+    and desired 0, its suspended Terminate resumed first (--resume-processes). With
+    --wait-for-scale-down, until it has no instances and none of its instances (those it had
+    before, and any seen since) is registered in a load balancer of the plan; with Terminate
+    resumed, until it is empty. (--no-elb-check: the plan has no load balancers.) Then what
+    the run resumed is suspended again."""
     s = ctx.name
+    wait = {"Variable": "$.settings.wait_for_scale_down", "BooleanEquals": True}
+    lbs = {"Or": [{"Variable": "$.w.lbs", "NumericGreaterThan": 0},
+                  {"Variable": "$.w.tgs", "NumericGreaterThan": 0}]}
     return {
         s(): {"Type": "Choice", "Choices": [
             {"And": [{"Variable": "$.plan.active", "IsPresent": True},
-                     {"Variable": "$.plan.active", "IsNull": False}], "Next": s("zero")}],
-            "Default": ctx.to("drained")},
+                     {"Variable": "$.plan.active", "IsNull": False}], "Next": s("old")}],
+            "Default": s("suspend")},
+        s("old"): {"Type": "Choice", "Choices": [{**_resumed("old", "n"), "Next": s("resume")}],
+                   "Default": s("ids?")},
+        s("resume"): _resume_task(ctx, "$.plan.active", ["Terminate"], s("ids?")),
+        s("ids?"): {"Type": "Choice", "Choices": [{**wait, "Next": s("before")}],
+                    "Default": s("zero")},
+        # before zeroing: once terminated, the group no longer names its instances
+        s("before"): _describe(ctx, "States.Array($.plan.active)", s("before-group"), "$.w"),
+        s("before-group"): _pass(s("ids"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"},
+                                 "$.w"),
+        s("ids"): _names("$.w.g.Instances", "InstanceId", "$.old_ids", s("zero")),
         s("zero"): task(ctx, "autoscaling", "updateAutoScalingGroup", {
             "AutoScalingGroupName.$": "$.plan.active", "MinSize": 0, "DesiredCapacity": 0},
+            s("wait?")),
+        s("wait?"): {"Type": "Choice", "Choices": [
+            {"Or": [wait, _resumed("old", "n")], "Next": s("start")}],
+            "Default": s("suspend")},
+        s("start"): _pass(s("describe"), {"n": 0}, "$.poll"),
+        s("describe"): _describe(ctx, "States.Array($.plan.active)", s("group"), "$.w"),
+        s("group"): _pass(s("left"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
+        s("left"): _pass(s("empty?"), {
+            "n.$": "States.ArrayLength($.w.g.Instances)",
+            "tgs.$": "States.ArrayLength($.plan.target_groups)",
+            "lbs.$": "States.ArrayLength($.plan.load_balancers)"}, "$.w"),
+        s("empty?"): {"Type": "Choice", "Choices": [
+            {"And": [{"Variable": "$.w.n", "NumericEquals": 0}, wait, lbs,
+                     {"Variable": "$.settings.no_elb_check", "BooleanEquals": False}],
+             "Next": s("registered")},
+            {"Variable": "$.w.n", "NumericEquals": 0, "Next": s("suspend")}],
+            "Default": s("count")},
+        s("registered"): _still_registered(ctx, "tg", s("registered-elb")),
+        s("registered-elb"): _still_registered(ctx, "elb", s("gone?")),
+        s("gone?"): _pass(s("gone"), {
+            "tg.$": "States.ArrayContains($.w.tg_marks, '-')",
+            "elb.$": "States.ArrayContains($.w.elb_marks, '-')"}, "$.w"),
+        s("gone"): {"Type": "Choice", "Choices": [
+            {"And": [{"Variable": "$.w.tg", "BooleanEquals": False},
+                     {"Variable": "$.w.elb", "BooleanEquals": False}], "Next": s("suspend")}],
+            "Default": s("count")},
+        **_poll_loop(ctx, s("describe"), "the old ASG empty and deregistered"),
+        s("suspend"): {"Type": "Choice", "Choices": [
+            {**_resumed("target", "n"), "Next": s("suspend-target")}],
+            "Default": s("suspend-old?")},
+        s("suspend-target"): task(ctx, "autoscaling", "suspendProcesses", {
+            "AutoScalingGroupName.$": "$.plan.target", "ScalingProcesses.$": "$.procs.target.names"},
+            s("suspend-old?")),
+        s("suspend-old?"): {"Type": "Choice", "Choices": [
+            {**_resumed("old", "n"), "Next": s("suspend-old")}],
+            "Default": ctx.to("drained")},
+        s("suspend-old"): task(ctx, "autoscaling", "suspendProcesses", {
+            "AutoScalingGroupName.$": "$.plan.active", "ScalingProcesses.$": "$.procs.old.names"},
             ctx.to("drained")),
     }
 
 
+def _still_registered(ctx: Ctx, kind: str, next_: str) -> State:
+    """An inline Map over the plan's target groups ("tg") or classic ELBs ("elb"): each
+    answers "-" while one of `$.old_ids` is still registered there (a target group lists
+    it, draining included; a classic ELB lists it), else "ok" (actions/health.gone)."""
+    if kind == "tg":
+        api, service, param = "describeTargetHealth", "elasticloadbalancingv2", "TargetGroupArn"
+        listed, field = "$.TargetHealthDescriptions", "Target.Id"
+    else:
+        api, service, param = "describeInstanceHealth", "elasticloadbalancing", "LoadBalancerName"
+        listed, field = "$.InstanceStates", "InstanceId"
+    per_id: State = {"StartAt": "listed?", "States": {
+        "listed?": {"Type": "Pass", "Parameters": {
+            "in.$": "States.ArrayContains($.registered, $.id)"}, "Next": "mark"},
+        "mark": {"Type": "Choice", "Choices": [
+            {"Variable": "$.in", "BooleanEquals": True, "Next": "still"}], "Default": "gone"},
+        "still": {"Type": "Pass", "Result": "-", "End": True},
+        "gone": {"Type": "Pass", "Result": "ok", "End": True}}}
+    per_lb: State = {"StartAt": "call", "States": {
+        "call": {"Type": "Task", "Resource": f"arn:aws:states:::aws-sdk:{service}:{api}",
+                 "Parameters": {f"{param}.$": "$.lb"},
+                 "ResultSelector": {"listed.$": listed}, "ResultPath": "$.r",
+                 "Retry": [{"ErrorEquals": THROTTLING[service], "IntervalSeconds": 2,
+                            "MaxAttempts": 6, "BackoffRate": 2.0}],
+                 "Next": "ids"},
+        "ids": _names("$.r.listed", field, "$.registered", "each"),
+        "each": {"Type": "Map", "ItemsPath": "$.old_ids",
+                 "ItemSelector": {"id.$": "$$.Map.Item.Value", "registered.$": "$.registered"},
+                 "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **per_id},
+                 "ResultPath": "$.marks", "Next": "any?"},
+        "any?": {"Type": "Pass", "Parameters": {"no.$": "States.ArrayContains($.marks, '-')"},
+                 "Next": "clear?"},
+        "clear?": {"Type": "Choice", "Choices": [
+            {"Variable": "$.no", "BooleanEquals": True, "Next": "registered"}],
+            "Default": "clear"},
+        "registered": {"Type": "Pass", "Result": "-", "End": True},
+        "clear": {"Type": "Pass", "Result": "ok", "End": True}}}
+    return {"Type": "Map", "ItemsPath": "$.plan.target_groups" if kind == "tg"
+            else "$.plan.load_balancers",
+            "ItemSelector": {"lb.$": "$$.Map.Item.Value", "old_ids.$": "$.old_ids"},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **per_lb},
+            "ResultPath": f"$.w.{kind}_marks",
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                       "Next": ctx.on_error}], "Next": next_}
+
+
 def rollback(ctx: Ctx) -> States:
-    return {ctx.name(): task(ctx, "autoscaling", "updateAutoScalingGroup", {
-        "AutoScalingGroupName.$": "$.plan.target", "MinSize": 0, "DesiredCapacity": 0},
-        ctx.to("rolled_back"))}
-
-
-def empty_target(ctx: Ctx) -> States:
-    """Zero the ASG to empty first and poll until it has no instances left."""
+    """actions/rollback: the new ASG back to MinSize and desired 0; what --resume-processes
+    resumed on it suspended again (with Terminate among them, once it is empty)."""
     s = ctx.name
     return {
         s(): task(ctx, "autoscaling", "updateAutoScalingGroup", {
+            "AutoScalingGroupName.$": "$.plan.target", "MinSize": 0, "DesiredCapacity": 0},
+            s("resumed?")),
+        s("resumed?"): {"Type": "Choice", "Choices": [
+            {**_resumed("target", "n"), "Next": s("terminate?")}],
+            "Default": ctx.to("rolled_back")},
+        s("terminate?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.procs.target.terminate", "BooleanEquals": True, "Next": s("start")}],
+            "Default": s("suspend")},
+        s("start"): _pass(s("describe"), {"n": 0}, "$.poll"),
+        s("describe"): _describe(ctx, "States.Array($.plan.target)", s("group"), "$.w"),
+        s("group"): _pass(s("left"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
+        s("left"): _pass(s("empty?"), {"n.$": "States.ArrayLength($.w.g.Instances)"}, "$.w"),
+        s("empty?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.w.n", "NumericEquals": 0, "Next": s("suspend")}],
+            "Default": s("count")},
+        **_poll_loop(ctx, s("describe"), "the new ASG empty"),
+        s("suspend"): task(ctx, "autoscaling", "suspendProcesses", {
+            "AutoScalingGroupName.$": "$.plan.target", "ScalingProcesses.$": "$.procs.target.names"},
+            ctx.to("rolled_back")),
+    }
+
+
+def empty_target(ctx: Ctx) -> States:
+    """Zero the ASG to empty first (its suspended Terminate resumed first, with
+    --resume-processes) and poll until it has no instances left."""
+    s = ctx.name
+    return {
+        s(): {"Type": "Choice", "Choices": [
+            {**_resumed("target", "terminate"), "Next": s("resume")}], "Default": s("zero")},
+        s("resume"): _resume_task(ctx, "$.plan.empty_first", ["Terminate"], s("zero")),
+        s("zero"): task(ctx, "autoscaling", "updateAutoScalingGroup", {
             "AutoScalingGroupName.$": "$.plan.empty_first", "MinSize": 0, "DesiredCapacity": 0},
             s("start")),
         s("start"): _pass(s("describe"), {"n": 0}, "$.poll"),

@@ -261,6 +261,50 @@ def test_unpatched_restores_the_correction(aws):
     assert backend.update_attached_elbs is corrected is not plain
 
 
+# 7. and 8. Step Functions aws-sdk tasks (proven by executions in tests/aws/test_sfn_execution.py)
+
+def _sdk_task(service: str) -> Any:
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+        StateTaskServiceAwsSdk,
+    )
+
+    task = StateTaskServiceAwsSdk()
+    task.resource = SimpleNamespace(api_name=service)
+    return task
+
+
+@pytest.mark.parametrize(("service", "boto"), [("elasticloadbalancing", "elb"),
+                                               ("elasticloadbalancingv2", "elbv2"),
+                                               ("autoscaling", "autoscaling")])
+def test_sdk_tasks_call_boto3s_load_balancer_services(service, boto):
+    """An aws-sdk task of elasticloadbalancing(v2) builds boto3's elb / elbv2 client; plain
+    moto asks boto3 for a service named elasticloadbalancing, which does not exist."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+
+    assert _sdk_task(service)._get_boto_service_name() == boto
+    with moto_fixes.unpatched((StateTaskService, "_get_boto_service_name")):
+        assert _sdk_task(service)._get_boto_service_name() == service
+
+
+@pytest.mark.parametrize(("service", "code", "name"), [
+    ("autoscaling", "Throttling", "AutoScaling.ThrottlingException"),
+    ("autoscaling", "RequestLimitExceeded", "AutoScaling.RequestLimitExceededException"),
+    ("s3", "SlowDown", "S3.SlowDownException"),
+    ("elasticloadbalancingv2", "Throttling", "ElasticLoadBalancingV2.ThrottlingException"),
+    ("cloudwatch", "SomethingException", "CloudWatch.SomethingException"),
+    ("dynamodb", "Throttling", None),
+])
+def test_sdk_error_names_are_awss(service, code, name):
+    """ServiceName.CodeException, the service in PascalCase; other services keep moto's."""
+    assert moto_fixes.sfn_error_name(service, code) == name
+
+
+# 9. $$.Execution.StartTime
+
 def test_an_executions_start_time_is_an_iso_timestamp_as_on_aws(sfn_make):
     """Correction 9: `$$.Execution.StartTime` read by a Pass state is AWS's ISO 8601 string
     in UTC with milliseconds, not a datetime."""

@@ -156,8 +156,10 @@ def start_argv(settings: Settings) -> list[str]:
         argv += ["--instance-count", str(settings.instance_count)]
     if settings.instance_count_step:
         argv += ["--instance-count-step", str(settings.instance_count_step)]
-    if settings.rollback_on_failure:
-        argv.append("--rollback-on-failure")
+    switches = {"rollback_on_failure": "--rollback-on-failure", "single_asg": "--single-asg",
+                "clean_up": "--clean-up", "wait_for_scale_down": "--wait-for-scale-down",
+                "resume_processes": "--resume-processes"}
+    argv += [flag for field, flag in switches.items() if getattr(settings, field)]
     if settings.spec:
         argv += ["--spec", settings.spec]
     return argv

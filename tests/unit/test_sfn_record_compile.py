@@ -82,7 +82,7 @@ def test_a_wait_refreshes_the_record_after_every_sleep():
     beat-save (IfMatch, a lost lock stops it) -> its next poll."""
     states = _states()
     sleeps = [k for k, st in states.items() if st["Type"] == "Wait"]
-    assert {k.rsplit(".", 1)[0] for k in sleeps} == {"empty", "wait-instances", "wait-elb"}
+    assert {k.rsplit(".", 1)[0] for k in sleeps} == {"empty", "wait-instances", "wait-elb", "drain", "rollback"}
     for key in sleeps:
         state = key.rsplit(".", 1)[0]
         assert states[key]["Next"] == f"{state}.beat"

@@ -23,10 +23,8 @@ START = ["sfn", "start", "--state-machine-arn", ARN, "--environment", "qa", *DEA
     (["--no-elb-check"], "--lock-bucket-name is required"),
     (["--lock-bucket-name", "locks", "--no-elb-check", "--dry-run"], "abfsm deploy --dry-run"),
     (["--lock-bucket-name", "locks", "--elb-name", "qa-public"], "--elb-name / --target-group-arn"),
-    (["--lock-bucket-name", "locks", "--no-elb-check", "--clean-up"], "--clean-up is not supported"),
     (["--lock-bucket-name", "locks", "--no-elb-check", "--bake-time", "5"], "--bake-time is not"),
     (["--lock-bucket-name", "locks", "--image-id", "ami-12345678"], "--image-id is not"),
-    (["--lock-bucket-name", "locks", "--resume-processes"], "--resume-processes is not"),
     (["--lock-bucket-name", "locks", "--no-elb-check", "--instance-count", "2",
       "--instance-count-match"], "exclude each other"),
 ])
@@ -68,7 +66,8 @@ def test_role_policy_names_the_calls_and_scopes_s3_to_the_bucket(capsys):
     assert doc["Version"] == "2012-10-17"
     by_sid = {s["Sid"]: s for s in doc["Statement"]}
     assert by_sid["AbfsmAsgsAndLoadBalancers"]["Action"] == [
-        "autoscaling:DescribeAutoScalingGroups", "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:DescribeAutoScalingGroups", "autoscaling:ResumeProcesses",
+        "autoscaling:SuspendProcesses", "autoscaling:UpdateAutoScalingGroup",
         "elasticloadbalancing:DescribeInstanceHealth", "elasticloadbalancing:DescribeTargetHealth"]
     assert by_sid["AbfsmLock"] == {"Sid": "AbfsmLock", "Effect": "Allow",
                                    "Action": ["s3:DeleteObject", "s3:PutObject"],
