@@ -164,7 +164,8 @@ def test_resume_input_carries_the_run_the_plan_and_the_history_text():
                               "wait-instances", '"e1"', {"target": "qa-b"}, {"n": 2})
     assert doc["run_id"] == saved.run_id and doc["started_at"] == saved.started_at
     assert doc["plan"] == {"target": "qa-b"} and doc["count"] == {"n": 2}
-    assert doc["limits"] == {"interval": 2, "polls": 6}
+    assert doc["limits"] == {"interval": 2, "polls": 6,
+                             "seconds": {"bake_time": 1, "health_check_timeout": 10}}
     assert json.loads("[" + doc["hist"]["text"] + '"end"]')[:-1] == saved.history
     assert doc["hist"]["list"] == saved.history and doc["hist"]["ctx"] == {"count": {"n": 2}}
     assert doc["resume"] == {"state": "wait-instances", "from": "failed", "etag": '"e1"'}
