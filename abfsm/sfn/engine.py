@@ -35,9 +35,6 @@ UNSUPPORTED: tuple[tuple[str, Callable[[Settings], bool]], ...] = (
     ("--single-asg", lambda s: s.single_asg),
     ("--clean-up", lambda s: s.clean_up),
     ("--wait-for-scale-down", lambda s: s.wait_for_scale_down),
-    ("--elb-name / --target-group-arn", lambda s: bool(s.elb_names or s.target_group_arns)),
-    ("--bake-time", lambda s: s.bake_time > 0),
-    ("--alarm / --alarm-prefix", lambda s: bool(s.alarms or s.alarm_prefix)),
     ("--pause-at-approval", lambda s: s.pause_at_approval),
     ("--notify", lambda s: bool(s.notify)),
     ("--launch-template-version / --image-id", lambda s: bool(s.launch_template_version
@@ -75,11 +72,13 @@ def check_deploy(name: str, role_arn: str) -> None:
 
 
 def execution_input(settings: Settings, run_id: str, started_at: str) -> dict[str, Any]:
-    """The execution's input document: the flags, the run's id and the waits' limits."""
+    """The execution's input document: the flags, the run's id and the waits' limits (whole
+    seconds: a Wait state takes no fractions)."""
     interval = max(1, math.ceil(settings.update_timeout))
     polls = math.floor(settings.health_check_timeout / interval) + 1
     return {"run_id": run_id, "started_at": started_at, "settings": settings.to_dict(),
-            "limits": {"interval": interval, "polls": polls}}
+            "limits": {"interval": interval, "polls": polls,
+                       "bake": math.ceil(settings.bake_time)}}
 
 
 def deploy_machine(services: Services, spec: Spec, name: str, role_arn: str) -> tuple[str, bool]:
@@ -127,10 +126,15 @@ def role_policy(spec: Spec, lock_bucket: str | None) -> dict[str, Any]:
     s3 = sorted({iam_action("s3", _pascal(api)) for svc, api in used_integrations(doc)
                  if svc == "s3"})
     other = sorted({iam_action(_BOTO.get(svc, svc), _pascal(api))
-                    for svc, api in used_integrations(doc) if svc != "s3"})
+                    for svc, api in used_integrations(doc) if svc not in ("s3", "cloudwatch")})
+    alarms = sorted({iam_action(svc, _pascal(api)) for svc, api in used_integrations(doc)
+                     if svc == "cloudwatch"})
     statements: list[dict[str, Any]] = []
     if other:
         statements.append({"Sid": "AbfsmAsgsAndLoadBalancers", "Effect": "Allow", "Action": other,
+                           "Resource": "*"})
+    if alarms:  # "*": DescribeAlarms answers composite alarms only to an unscoped grant
+        statements.append({"Sid": "AbfsmAlarms", "Effect": "Allow", "Action": alarms,
                            "Resource": "*"})
     if s3:
         statements.append({"Sid": "AbfsmLock", "Effect": "Allow", "Action": s3,

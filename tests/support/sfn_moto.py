@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from abfsm.aws import connect
@@ -97,12 +97,15 @@ def cli(*argv: str) -> tuple[int, str]:
     return code, out.getvalue().strip()
 
 
-def run_sfn(settings: Settings) -> int:
-    """`abfsm sfn deploy`, then `abfsm sfn start --wait` (in process, against moto)."""
-    code, arn = cli("sfn", "deploy", "--name", "abfsm", "--role-arn", ROLE, "--region", REGION)
+def run_sfn(settings: Settings, extra: Sequence[str] = ()) -> int:
+    """`abfsm sfn deploy` (of `settings.spec`, if any), then `abfsm sfn start --wait` with
+    `extra` flags besides start_argv's (in process, against moto)."""
+    spec = ["--spec", settings.spec] if settings.spec else []
+    code, arn = cli("sfn", "deploy", "--name", "abfsm", "--role-arn", ROLE, "--region", REGION,
+                    *spec)
     assert code == 0 and arn.startswith("arn:aws:states:"), arn
     code, execution = cli("sfn", "start", "--state-machine-arn", arn, *start_argv(settings),
-                           "--region", REGION, "--wait")
+                           *extra, "--region", REGION, "--wait")
     assert execution.startswith("arn:aws:states:") and ":execution:abfsm:" in execution
     history = client_factory()("stepfunctions").get_execution_history(
         executionArn=execution, maxResults=1000)["events"]
