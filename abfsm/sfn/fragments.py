@@ -9,8 +9,10 @@ compiler refuses a spec that uses it.
 
 The execution's document: `$.settings` (the deploy flags, Settings.to_dict()), `$.run_id`,
 `$.started_at`, `$.limits` (`interval` and `polls`: the waits' Wait seconds and poll count,
-computed by `sfn start` from --update-timeout and --health-check-timeout), then what the
-states add: `$.lock` (the lock's ETag), `$.plan` (what inspect decided), `$.error`.
+computed by `sfn start` from --update-timeout and --health-check-timeout; `bake`: --bake-time
+in whole seconds), then what the states add: `$.lock` (the lock's ETag), `$.plan` (what
+inspect decided, the load balancers to wait for included), `$.error`, and the scratch of the
+gates: `$.named`, `$.watch` (alarms read this poll), `$.bake` (seconds, elapsed).
 
 What this preview does not compile yet is refused by `sfn start` before any AWS call
 (abfsm/sfn/engine.py UNSUPPORTED) rather than being approximated here.
