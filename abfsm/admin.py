@@ -32,7 +32,8 @@ def status_data(settings: Settings, *, clock: Clock | None = None, services: Any
                 failed_state=r.failed_state, last_error=r.last_error,
                 started_at=r.started_at, heartbeat=r.heartbeat,
                 heartbeat_age_s=round(age, 1), stale=age > stale_after_s(r),
-                started_by=r.started_by, context=r.context, history=r.history)
+                started_by=r.started_by, context=r.context, history=r.history,
+                engine=r.engine, execution_arn=r.execution_arn)
     return {"environment": settings.environment, "free": holder is None, "current": current,
             "recent": [_brief(d) for d in lock.history(history)]}
 
@@ -82,6 +83,8 @@ def _text(data: dict[str, Any]) -> list[str]:
             f"  heartbeat  {cur['heartbeat']} ({cur['heartbeat_age_s']:.0f} s ago"
             + (", stale" if cur["stale"] else "") + ")",
         ]
+        if cur.get("engine") == "stepfunctions":
+            lines.append(f"  engine     Step Functions, execution {cur.get('execution_arn') or '?'}")
         if ctx.get("target"):
             lbs = (ctx.get("load_balancers") or []) + (ctx.get("target_groups") or [])
             lines.append(f"  plan       {ctx.get('active') or '-'} -> {ctx['target']} "
