@@ -37,8 +37,6 @@ UNSUPPORTED: tuple[tuple[str, Callable[[Settings], bool]], ...] = (
     ("--wait-for-scale-down", lambda s: s.wait_for_scale_down),
     ("--pause-at-approval", lambda s: s.pause_at_approval),
     ("--notify", lambda s: bool(s.notify)),
-    ("--launch-template-version / --image-id", lambda s: bool(s.launch_template_version
-                                                             or s.image_id)),
     ("--resume-processes", lambda s: s.resume_processes),
 )
 
@@ -57,6 +55,13 @@ def check_start(settings: Settings, state_machine_arn: str) -> None:
                          "ARN (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)")
     if not settings.lock_bucket_name:
         raise UsageError("--lock-bucket-name is required: an execution has no local lock")
+    if settings.image_id:
+        raise UsageError("--image-id needs ec2:CreateLaunchTemplateVersion, which the state "
+                         "machine does not call (it uses autoscaling, elasticloadbalancing, s3 "
+                         "and cloudwatch only): create the version first (aws ec2 "
+                         "create-launch-template-version --source-version N "
+                         "--launch-template-data ImageId=AMI ...) and pass "
+                         "--launch-template-version with its number")
     for flag, used in UNSUPPORTED:
         if used(settings):
             raise UsageError(f"{flag} is not supported by the Step Functions engine yet "

@@ -247,7 +247,8 @@ def inspect(ctx: Ctx) -> States:
                                         "desired.$": "$.count.n"}, "$.count"),
         # the gates before anything changes: the load balancers to wait for, the alarms
         **wait_for_lbs(ctx, s("alarms")),
-        **_alarm_watch(ctx, ctx.to("deploy"), before_deploy=True),
+        **_alarm_watch(ctx, s("version"), before_deploy=True),
+        **launch_template_version(ctx, ctx.to("deploy")),
     }
 
 
@@ -489,9 +490,21 @@ def drain(ctx: Ctx) -> States:
 
 
 def rollback(ctx: Ctx) -> States:
-    return {ctx.name(): task(ctx, "autoscaling", "updateAutoScalingGroup", {
-        "AutoScalingGroupName.$": "$.plan.target", "MinSize": 0, "DesiredCapacity": 0},
-        ctx.to("rolled_back"))}
+    """The new ASG to MinSize and desired 0, then its launch template version back to the
+    one it had when this run set it (`launch_template_version`), if it did."""
+    s = ctx.name
+    return {
+        s(): task(ctx, "autoscaling", "updateAutoScalingGroup", {
+            "AutoScalingGroupName.$": "$.plan.target", "MinSize": 0, "DesiredCapacity": 0},
+            s("version?")),
+        s("version?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.plan.version.set", "IsPresent": True, "Next": s("version")}],
+            "Default": ctx.to("rolled_back")},
+        s("version"): task(ctx, "autoscaling", "updateAutoScalingGroup", {
+            "AutoScalingGroupName.$": "$.plan.target",
+            "LaunchTemplate": {"LaunchTemplateId.$": "$.plan.version.template_id",
+                               "Version.$": "$.plan.version.from"}}, ctx.to("rolled_back")),
+    }
 
 
 def empty_target(ctx: Ctx) -> States:
@@ -640,6 +653,54 @@ def _alarm_watch(ctx: Ctx, next_: str, *, before_deploy: bool = False) -> States
             "is refused)', $.error.Cause)", ctx.to("refuse")),
     }
     return out
+
+
+def launch_template_version(ctx: Ctx, next_: str) -> States:
+    """--launch-template-version V (inspect, last, right before the first scale step): the
+    target ASG re-read; one launching from a launch configuration or from no template is
+    refused, as is a MixedInstancesPolicy (not compiled yet); else one UpdateAutoScalingGroup
+    sets its LaunchTemplate to V, and `$.plan.version` keeps the version it had (`from`) for
+    rollback. V is sent as given: no ec2 call resolves `$Latest` / `$Default` to a number or
+    checks that V exists (`deploy` does, with ec2:DescribeLaunchTemplateVersions)."""
+    s = ctx.name
+    lt = "$.v.g.LaunchTemplate"
+    return {
+        s("version"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.settings.launch_template_version", "IsString": True,
+             "Next": s("version-read")}], "Default": next_},
+        s("version-read"): _describe(ctx, "States.Array($.plan.target)", s("version-group"),
+                                     "$.v"),
+        s("version-group"): _pass(s("version-from?"),
+                                  {"g.$": "States.ArrayGetItem($.v.groups, 0)"}, "$.v"),
+        s("version-from?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.v.g.MixedInstancesPolicy", "IsPresent": True,
+             "Next": s("version-mixed")},
+            {"Variable": lt, "IsPresent": True, "Next": s("version-plan")},
+            {"Variable": "$.v.g.LaunchConfigurationName", "IsPresent": True,
+             "Next": s("version-lc")}], "Default": s("version-none")},
+        s("version-mixed"): _refuse(
+            "States.Format('inspect: {} launches through a MixedInstancesPolicy, which "
+            "--launch-template-version does not set on the Step Functions engine yet; nothing "
+            "was changed (use abfsm deploy)', $.plan.target)", ctx.to("refuse")),
+        s("version-lc"): _refuse(
+            "States.Format('inspect: {} launches from launch configuration {}; "
+            "--launch-template-version needs a launch template. Nothing was changed. Migrate "
+            "the group to a launch template first', $.plan.target, "
+            "$.v.g.LaunchConfigurationName)", ctx.to("refuse")),
+        s("version-none"): _refuse(
+            "States.Format('inspect: {} names no launch template; nothing was changed', "
+            "$.plan.target)", ctx.to("refuse")),
+        s("version-plan"): _pass(s("version-set"), {
+            "template_id.$": f"{lt}.LaunchTemplateId",
+            "template_name.$": f"{lt}.LaunchTemplateName", "from.$": f"{lt}.Version",
+            "to.$": "$.settings.launch_template_version"}, "$.plan.version"),
+        s("version-set"): task(ctx, "autoscaling", "updateAutoScalingGroup", {
+            "AutoScalingGroupName.$": "$.plan.target",
+            "LaunchTemplate": {"LaunchTemplateId.$": "$.plan.version.template_id",
+                               "Version.$": "$.plan.version.to"}}, s("version-done")),
+        s("version-done"): {"Type": "Pass", "Result": True, "ResultPath": "$.plan.version.set",
+                            "Next": next_},
+    }
 
 
 def _firing(ctx: Ctx, alarms: str, next_: str, fired: str) -> State:

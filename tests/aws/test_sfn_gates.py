@@ -36,6 +36,8 @@ def gate_argv(settings: Settings) -> list[str]:
         argv += ["--alarm-prefix", settings.alarm_prefix]
     if settings.bake_time:
         argv += ["--bake-time", f"{settings.bake_time:g}"]
+    if settings.launch_template_version:
+        argv += ["--launch-template-version", settings.launch_template_version]
     return argv
 
 
@@ -211,3 +213,48 @@ def test_an_instance_unhealthy_during_a_spec_bake_fails_it(sfn_make, at_describe
     saved = _final_record(sfn_make)
     assert lock_body(sfn_make) is not None and saved.status == "failed"
     assert "bake" in (saved.last_error or "")
+
+
+def _pinned_with_version_2(make: Callable[[str], Any]) -> None:
+    """Both ASGs launch version 1 of qa-lt (pinned, not $Latest); version 2 exists."""
+    ec2, asg = make("ec2"), make("autoscaling")
+    lt = ec2.describe_launch_templates(LaunchTemplateNames=["qa-lt"])["LaunchTemplates"][0]
+    ec2.create_launch_template_version(LaunchTemplateId=lt["LaunchTemplateId"], SourceVersion="1",
+                                       LaunchTemplateData={"InstanceType": "t3.small"})
+    for name in ASGS:
+        asg.update_auto_scaling_group(AutoScalingGroupName=name, LaunchTemplate={
+            "LaunchTemplateId": lt["LaunchTemplateId"], "Version": "1"})
+
+
+def _versions(make: Callable[[str], Any]) -> dict[str, str]:
+    groups = make("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=ASGS)["AutoScalingGroups"]
+    return {g["AutoScalingGroupName"]: g["LaunchTemplate"]["Version"] for g in groups}
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_launch_template_version_is_set_on_the_target_before_it_scales(sfn_make, engine_name):
+    """--launch-template-version 2: qa-b launches version 2 and serves 2, qa-a (version 1)
+    drained and left on version 1, lock released, exit 0."""
+    build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    _pinned_with_version_2(sfn_make)
+    assert ENGINES[engine_name](settings_for(instance_count=2, launch_template_version="2")) == 0
+    assert _versions(sfn_make) == {"qa-a": "1", "qa-b": "2"}
+    caps = capacities(sfn_make, ASGS)
+    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (0, 2)
+    assert lock_body(sfn_make) is None and _final_record(sfn_make).status == "done"
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_rollback_restores_the_launch_template_version(sfn_make, frozen_world, engine_name):
+    """Instances never ready, --launch-template-version 2 --rollback-on-failure: qa-b back to
+    0 and to version 1, qa-a still 2 on version 1, lock released, exit 1."""
+    build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    _pinned_with_version_2(sfn_make)
+    settings = settings_for(instance_count=2, launch_template_version="2",
+                            rollback_on_failure=True)
+    assert ENGINES[engine_name](settings) == 1
+    assert _versions(sfn_make) == {"qa-a": "1", "qa-b": "1"}
+    caps = capacities(sfn_make, ASGS)
+    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (2, 0)
+    assert lock_body(sfn_make) is None and _final_record(sfn_make).status == "rolled-back"

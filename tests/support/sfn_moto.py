@@ -112,7 +112,7 @@ def run_sfn(settings: Settings, extra: Sequence[str] = ()) -> int:
     calls = [json.loads(e["taskScheduledEventDetails"]["parameters"]) for e in history
              if e["type"] == "TaskScheduled"
              and e["taskScheduledEventDetails"]["resource"] == "updateAutoScalingGroup"]
-    SCALED[:] = [c["DesiredCapacity"] for c in calls if c["DesiredCapacity"] > 0]
+    SCALED[:] = [c["DesiredCapacity"] for c in calls if c.get("DesiredCapacity", 0) > 0]
     return code
 
 
