@@ -258,3 +258,39 @@ def test_rollback_restores_the_launch_template_version(sfn_make, frozen_world, e
     caps = capacities(sfn_make, ASGS)
     assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (2, 0)
     assert lock_body(sfn_make) is None and _final_record(sfn_make).status == "rolled-back"
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_launch_template_version_on_a_launch_configuration_is_refused(sfn_make, engine_name):
+    """ASGs on launch configuration qa-lc, --launch-template-version 2: exit 3 naming qa-lc,
+    nothing scaled, the lock released."""
+    asg = sfn_make("autoscaling")
+    asg.create_launch_configuration(LaunchConfigurationName="qa-lc", ImageId="ami-12c6146b",
+                                    InstanceType="t3.micro")
+    for name, desired in (("qa-a", 1), ("qa-b", 0)):
+        asg.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName="qa-lc",
+                                      MinSize=0, MaxSize=4, DesiredCapacity=desired,
+                                      AvailabilityZones=["us-east-1a"])
+    sfn_make("s3").create_bucket(Bucket=BUCKET)
+    assert ENGINES[engine_name](settings_for(instance_count=2, launch_template_version="2")) == 3
+    assert capacities(sfn_make, ASGS)["qa-b"]["desired"] == 0
+    saved = _final_record(sfn_make)
+    assert lock_body(sfn_make) is None and "launch configuration qa-lc" in (saved.last_error or "")
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_an_alarm_firing_during_wait_elb_fails_it(sfn_make, broken_classic_elb,
+                                                  at_describe_alarms, engine_name):
+    """--elb-name qa-public (never InService) --alarm qa-5xx; the alarm goes into ALARM at
+    wait-elb's first poll: wait-elb fails at once on the alarm, not the timeout, exit 1,
+    qa-a still 2, the lock kept with a failed record naming the alarm."""
+    build_env(sfn_make, "qa", active="a", active_count=2, bucket=BUCKET)
+    put_alarm(sfn_make, ALARM)
+    at_describe_alarms(3, lambda: put_alarm(sfn_make, ALARM, "ALARM", reason="12 5XX"))
+    settings = settings_for(instance_count=2, no_elb_check=False, elb_names=["qa-public"],
+                            alarms=[ALARM])
+    assert ENGINES[engine_name](settings) == 1
+    assert capacities(sfn_make, ASGS)["qa-a"]["desired"] == 2
+    saved = _final_record(sfn_make)
+    assert lock_body(sfn_make) is not None and saved.status == "failed"
+    assert "wait-elb: alarm qa-5xx is in ALARM: 12 5XX" in (saved.last_error or "")
