@@ -387,6 +387,25 @@ def _serving(ctx: Ctx, next_: str, *, in_asg: bool = False) -> State:
             "Next": next_}
 
 
+def _serving_poll(ctx: Ctx, serving: str, not_yet: str, *, in_asg: bool = False) -> States:
+    """`STATE.describe` to `STATE.serving?`: the target ASG read, each instance checked
+    (`_serving`), then `serving` when none is "-" and there are at least the target count
+    (never with fewer), else `not_yet`."""
+    s = ctx.name
+    return {
+        s("describe"): _describe(ctx, "States.Array($.plan.target)", s("group"), "$.w"),
+        s("group"): _pass(s("check"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
+        s("check"): _serving(ctx, s("tally"), in_asg=in_asg),
+        s("tally"): _pass(s("serving?"), {"no.$": "States.ArrayContains($.w.marks, '-')",
+                                          "n.$": "States.ArrayLength($.w.marks)"}, "$.w"),
+        s("serving?"): {"Type": "Choice", "Choices": [
+            {"And": [{"Variable": "$.w.no", "BooleanEquals": False},
+                     {"Variable": "$.w.n", "NumericGreaterThanEqualsPath": "$.count.n"}],
+             "Next": serving}],
+            "Default": not_yet},
+    }
+
+
 def wait_elb(ctx: Ctx) -> States:
     """Poll until every InService instance of the target ASG is healthy in each of its
     target groups (DescribeTargetHealth) and InService in each classic ELB
@@ -408,16 +427,7 @@ def wait_elb(ctx: Ctx) -> States:
             "Default": s("start")},
         s("start"): _pass(s("alarms"), {"n": 0}, "$.poll"),
         **_alarm_watch(ctx, s("describe")),
-        s("describe"): _describe(ctx, "States.Array($.plan.target)", s("group"), "$.w"),
-        s("group"): _pass(s("check"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
-        s("check"): _serving(ctx, s("tally")),
-        s("tally"): _pass(s("healthy?"), {"no.$": "States.ArrayContains($.w.marks, '-')",
-                                          "n.$": "States.ArrayLength($.w.marks)"}, "$.w"),
-        s("healthy?"): {"Type": "Choice", "Choices": [  # never with fewer than the count
-            {"And": [{"Variable": "$.w.no", "BooleanEquals": False},
-                     {"Variable": "$.w.n", "NumericGreaterThanEqualsPath": "$.count.n"}],
-             "Next": ctx.to("healthy")}],
-            "Default": s("count")},
+        **_serving_poll(ctx, ctx.to("healthy"), s("count")),
         **_poll_loop(ctx, s("alarms"), "every new instance healthy in its load balancers"),
     }
 
@@ -442,16 +452,7 @@ def bake(ctx: Ctx) -> States:
             {"Variable": "$.bake.seconds", "NumericLessThanEquals": 0, "Next": ctx.to("baked")}],
             "Default": s("alarms")},
         **_alarm_watch(ctx, s("describe")),
-        s("describe"): _describe(ctx, "States.Array($.plan.target)", s("group"), "$.w"),
-        s("group"): _pass(s("check"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
-        s("check"): _serving(ctx, s("tally"), in_asg=True),
-        s("tally"): _pass(s("serving?"), {"no.$": "States.ArrayContains($.w.marks, '-')",
-                                          "n.$": "States.ArrayLength($.w.marks)"}, "$.w"),
-        s("serving?"): {"Type": "Choice", "Choices": [
-            {"And": [{"Variable": "$.w.no", "BooleanEquals": False},
-                     {"Variable": "$.w.n", "NumericGreaterThanEqualsPath": "$.count.n"}],
-             "Next": s("over?")}],
-            "Default": s("dropped")},
+        **_serving_poll(ctx, s("over?"), s("dropped"), in_asg=True),
         s("dropped"): _pass(ctx.on_error, {
             "Error": "abfsm.StateFailed",
             "Cause.$": "States.Format('an instance of {} dropped out after {} s of {} s ({} "
@@ -500,10 +501,7 @@ def rollback(ctx: Ctx) -> States:
         s("version?"): {"Type": "Choice", "Choices": [
             {"Variable": "$.plan.version.set", "IsPresent": True, "Next": s("version")}],
             "Default": ctx.to("rolled_back")},
-        s("version"): task(ctx, "autoscaling", "updateAutoScalingGroup", {
-            "AutoScalingGroupName.$": "$.plan.target",
-            "LaunchTemplate": {"LaunchTemplateId.$": "$.plan.version.template_id",
-                               "Version.$": "$.plan.version.from"}}, ctx.to("rolled_back")),
+        s("version"): _set_version(ctx, "$.plan.version.from", ctx.to("rolled_back")),
     }
 
 
@@ -694,13 +692,18 @@ def launch_template_version(ctx: Ctx, next_: str) -> States:
             "template_id.$": f"{lt}.LaunchTemplateId",
             "template_name.$": f"{lt}.LaunchTemplateName", "from.$": f"{lt}.Version",
             "to.$": "$.settings.launch_template_version"}, "$.plan.version"),
-        s("version-set"): task(ctx, "autoscaling", "updateAutoScalingGroup", {
-            "AutoScalingGroupName.$": "$.plan.target",
-            "LaunchTemplate": {"LaunchTemplateId.$": "$.plan.version.template_id",
-                               "Version.$": "$.plan.version.to"}}, s("version-done")),
+        s("version-set"): _set_version(ctx, "$.plan.version.to", s("version-done")),
         s("version-done"): {"Type": "Pass", "Result": True, "ResultPath": "$.plan.version.set",
                             "Next": next_},
     }
+
+
+def _set_version(ctx: Ctx, version: str, next_: str) -> State:
+    """One UpdateAutoScalingGroup setting the target's launch template to `version` (a path)."""
+    return task(ctx, "autoscaling", "updateAutoScalingGroup", {
+        "AutoScalingGroupName.$": "$.plan.target",
+        "LaunchTemplate": {"LaunchTemplateId.$": "$.plan.version.template_id",
+                           "Version.$": version}}, next_)
 
 
 def _firing(ctx: Ctx, alarms: str, next_: str, fired: str) -> State:
