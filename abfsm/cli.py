@@ -12,8 +12,8 @@ import re
 import shlex
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TextIO, TypeVar, cast
 
 from abfsm import __version__
 from abfsm.context import Settings
@@ -21,7 +21,7 @@ from abfsm.errors import EXIT_USAGE, AbfsmError, UsageError
 
 COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo", "iam-policy",
             "sfn")
-SFN_COMMANDS = ("compile", "deploy", "role-policy", "start")
+SFN_COMMANDS = ("compile", "deploy", "role-policy", "start", "input-schema")
 # An environment name must be usable as it is in every place it goes: the ASG names ENV-a /
 # ENV-b (no colon allowed there), the S3 key ENV.lock with ENV/runs/ under it, and a local
 # file name (no slash). So: a letter or digit, then letters, digits, dot, underscore, hyphen.
@@ -51,6 +51,19 @@ def _say(text: str, stream: TextIO | None = None) -> None:
     write_safely(stream or sys.stderr, text)
 
 
+_Check = TypeVar("_Check", bound=Callable[..., Any])
+
+
+def _json_schema(**keywords: Any) -> Callable[[_Check], _Check]:
+    """A flag type's checks as JSON Schema keywords (the `sfn input-schema` document reads
+    them from each flag's `type`, abfsm/sfn/input_schema.py)."""
+    def mark(check: _Check) -> _Check:
+        cast(Any, check).json_schema = keywords
+        return check
+    return mark
+
+
+@_json_schema(minimum=1)
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -61,6 +74,7 @@ def _count(text: str) -> int:
     return value
 
 
+@_json_schema(exclusiveMinimum=0)
 def _seconds(text: str) -> float:
     try:
         value = float(text.rstrip("s"))
@@ -71,18 +85,21 @@ def _seconds(text: str) -> float:
     return value
 
 
+@_json_schema(minimum=0)
 def _seconds_or_zero(text: str) -> float:
     if text.rstrip("s") in ("0", "0.0"):
         return 0.0
     return _seconds(text)
 
 
+@_json_schema(minLength=1, maxLength=255)
 def _alarm_name(text: str) -> str:
     if not text.strip() or len(text) > 255:
         raise argparse.ArgumentTypeError(f"must be a CloudWatch alarm name (1-255 characters), got {text!r}")
     return text
 
 
+@_json_schema(pattern=f"^(?:{_ENV_RE.pattern})$", maxLength=ENV_MAX)
 def _environment(text: str) -> str:
     if len(text) > ENV_MAX:
         raise argparse.ArgumentTypeError(
@@ -95,6 +112,7 @@ def _environment(text: str) -> str:
     return text
 
 
+@_json_schema(pattern=f"^(?:{_BUCKET_RE.pattern})$", minLength=3, maxLength=63)
 def _bucket(text: str) -> str:
     """S3's bucket naming rules, checked before any call."""
     problem = bucket_name_problem(text)
@@ -152,6 +170,7 @@ def _account_id(text: str) -> str:
     return text
 
 
+@_json_schema(pattern="^arn:.*:targetgroup/")
 def _target_group(text: str) -> str:
     if not text.startswith("arn:") or ":targetgroup/" not in text:
         raise argparse.ArgumentTypeError(f"must be a target group ARN "
@@ -162,12 +181,14 @@ def _target_group(text: str) -> str:
 _AMI_RE = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
 
 
+@_json_schema(pattern=r"^(?:\$Latest|\$Default|0*[1-9][0-9]*)$")
 def _template_version(text: str) -> str:
     if text in ("$Latest", "$Default") or (text.isdigit() and int(text) >= 1):
         return str(int(text)) if text.isdigit() else text
     raise argparse.ArgumentTypeError(f"must be a version number, $Latest or $Default, got {text!r}")
 
 
+@_json_schema(pattern=_AMI_RE.pattern)
 def _image_id(text: str) -> str:
     if not _AMI_RE.match(text):
         raise argparse.ArgumentTypeError(f"must be an AMI id (ami- and 8 or 17 hex digits), "
@@ -290,6 +311,8 @@ def _sfn_parser(sub: Any) -> None:
     pol.add_argument("--spec", metavar="FILE", help="state machine spec (default: the packaged states.yaml)")
     pol.add_argument("--lock-bucket-name", metavar="BUCKET", type=_bucket,
                      help="scope the S3 statement to this bucket (default: any)")
+    verbs.add_parser("input-schema", help="print the JSON Schema of an execution's input "
+                                          "(generated from the flags of `sfn start`)")
     start = verbs.add_parser("start", help="start an execution with the deploy flags as input")
     start.add_argument("--state-machine-arn", required=True, metavar="ARN",
                        help="the state machine `abfsm sfn deploy` printed")
@@ -584,6 +607,11 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
     raise KeyError(name)
 
 
+def sfn_start_parser() -> argparse.ArgumentParser:
+    """The parser of `abfsm sfn start` (its flags are the execution input's settings)."""
+    return _subparser(_subparser(build_parser(), "sfn"), "start")
+
+
 def iam_policy_command(settings: Settings, command: str = "deploy") -> str:
     """The `abfsm iam-policy ...` command line printing the policy of `settings`."""
     iam = _subparser(build_parser(), "iam-policy")
@@ -766,6 +794,11 @@ def _cmd_sfn(args: argparse.Namespace) -> int:
     from abfsm.sfn import engine
 
     verb = args.sfn_command
+    if verb == "input-schema":
+        from abfsm.sfn import input_schema
+
+        sys.stdout.write(input_schema.to_json(input_schema.schema(sfn_start_parser())))
+        return 0
     _admin_logging(args)  # stdout is the ARN (or the document); log lines go to stderr
     if verb == "start":
         settings = settings_from(args)

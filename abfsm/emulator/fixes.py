@@ -28,6 +28,27 @@ for a moment, so those tests can also show what plain moto would have done.
 6. UpdateAutoScalingGroup without MixedInstancesPolicy keeps the group's policy, as AWS
    does. Plain moto drops it on every update (a capacity change included), so a group set
    through its policy would look like a plain launch template group afterwards.
+7. Step Functions aws-sdk tasks reach the load balancer APIs. moto's ASL interpreter builds
+   its boto3 client from the aws-sdk service name, and `elasticloadbalancing` /
+   `elasticloadbalancingv2` are not boto3's (`elb`, `elbv2`): every such task fails. Here
+   those two names are mapped to boto3's, as AWS's own integration does.
+8. Step Functions aws-sdk errors are named as AWS names them: `ServiceName.CodeException`,
+   the service name in PascalCase (`AutoScaling`, `ElasticLoadBalancing`,
+   `ElasticLoadBalancingV2`, `S3`, `CloudWatch`) and the error code with an `Exception`
+   suffix (`AutoScaling.ThrottlingException`, `S3.SlowDownException`). Plain moto names every
+   unmodelled ClientError `service.serviceException` (`autoscaling.autoscalingException`), so
+   a Retry or Catch on AWS's names (abfsm's throttling Retry blocks) never matches on moto.
+9. Step Functions' context object gives `$$.Execution.StartTime` as AWS does, an ISO 8601
+   string in UTC with milliseconds (`2026-12-01T23:42:05.123Z`). Plain moto puts a Python
+   datetime there, which a Pass state copies into the run record as something that is not a
+   timestamp (an execution started without `abfsm sfn start` takes its `started_at` from it).
+   Services not listed in `SFN_SERVICE_ERROR_NAMES` keep moto's naming.
+   (7 and 8 are proven by executions, in tests/aws/test_sfn_execution.py: the load balancer
+   cases of the outcome matrix, and the throttling tests, one of them with plain moto's
+   naming put back.)
+
+Executions themselves are a server setting, not a correction: `abfsm.emulator.server` turns
+them on (moto's `execute_state_machine`) and points the interpreter's inner clients at itself.
 """
 
 from __future__ import annotations
@@ -38,8 +59,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["ORIGINALS", "OUT_OF_SERVICE_DESCRIPTION", "OUT_OF_SERVICE_REASON", "apply",
-           "serving_ids", "unpatched"]
+__all__ = ["ORIGINALS", "OUT_OF_SERVICE_DESCRIPTION", "OUT_OF_SERVICE_REASON",
+           "SFN_SERVICE_ERROR_NAMES", "SFN_TO_BOTO_SERVICE", "apply", "serving_ids",
+           "aws_timestamp", "sfn_error_name", "unpatched"]
 
 _applied = False
 _s3_lock = threading.Lock()
@@ -50,6 +72,14 @@ ORIGINALS: dict[tuple[type, str], Callable[..., Any]] = {}
 OUT_OF_SERVICE_REASON = "Instance"
 OUT_OF_SERVICE_DESCRIPTION = ("Instance has failed at least the UnhealthyThreshold number of "
                               "health checks consecutively.")
+
+# aws-sdk service name -> boto3's, where they differ (correction 7).
+SFN_TO_BOTO_SERVICE = {"elasticloadbalancing": "elb", "elasticloadbalancingv2": "elbv2"}
+# aws-sdk service name -> the service name AWS puts in front of its error names (correction 8).
+SFN_SERVICE_ERROR_NAMES = {
+    "autoscaling": "AutoScaling", "elasticloadbalancing": "ElasticLoadBalancing",
+    "elasticloadbalancingv2": "ElasticLoadBalancingV2", "s3": "S3", "cloudwatch": "CloudWatch",
+}
 
 
 def apply() -> None:
@@ -64,6 +94,9 @@ def apply() -> None:
     _classic_elb_reasons()
     _launch_template_source_version()
     _update_keeps_mixed_instances_policy()
+    _sfn_sdk_service_names()
+    _sfn_sdk_error_names()
+    _sfn_start_time_iso()
 
 
 @contextlib.contextmanager
@@ -233,3 +266,73 @@ def _update_keeps_mixed_instances_policy() -> None:
         return update
 
     _replace(FakeAutoScalingGroup, "update", make)
+
+
+def sfn_error_name(service: str, code: str) -> str | None:
+    """AWS's error name for aws-sdk `service` failing with error `code` (None: a service whose
+    naming is not corrected here)."""
+    prefix = SFN_SERVICE_ERROR_NAMES.get(service)
+    if prefix is None:
+        return None
+    return f"{prefix}.{code}" if code.endswith("Exception") else f"{prefix}.{code}Exception"
+
+
+def _sfn_sdk_service_names() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def get_boto_service_name(self: Any, boto_service_name: str | None = None) -> str:
+            name = str(original(self, boto_service_name))
+            return SFN_TO_BOTO_SERVICE.get(name, name)
+        return get_boto_service_name
+
+    _replace(StateTaskService, "_get_boto_service_name", make)
+
+
+def _sfn_sdk_error_names() -> None:
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+        StateTaskServiceAwsSdk,
+    )
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def from_error(self: Any, env: Any, ex: Exception) -> Any:
+            service = self.resource.api_name
+            if not isinstance(ex, ClientError):
+                return original(self, env, ex)
+            error = sfn_error_name(service, str(ex.response["Error"].get("Code", "")))
+            if error is None:
+                return original(self, env, ex)
+            meta = ex.response["ResponseMetadata"]
+            cause = (f"{ex.response['Error'].get('Message', '')} (Service: "
+                     f"{SFN_SERVICE_ERROR_NAMES[service]}, Status Code: "
+                     f"{meta.get('HTTPStatusCode')}, Request ID: {meta.get('RequestId')})")
+            return self._get_task_failure_event(env=env, error=error, cause=cause)
+        return from_error
+
+    _replace(StateTaskServiceAwsSdk, "_from_error", make)
+
+
+def aws_timestamp(when: Any) -> Any:
+    """A datetime as AWS writes timestamps in the context object; anything else unchanged."""
+    from datetime import datetime, timezone
+
+    if not isinstance(when, datetime):
+        return when
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _sfn_start_time_iso() -> None:
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def get_evaluation_environment(self: Any, *args: Any, **kwargs: Any) -> Any:
+            env = original(self, *args, **kwargs)
+            execution = env.states.context_object.context_object_data["Execution"]
+            execution["StartTime"] = aws_timestamp(execution.get("StartTime"))
+            return env
+        return get_evaluation_environment
+
+    _replace(ExecutionWorker, "_get_evaluation_environment", make)

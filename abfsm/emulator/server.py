@@ -13,6 +13,12 @@ Endpoints besides AWS's own:
   with a fresh world, or off), "scale", "per_call", "boot_s", "advance" (world seconds),
   "reset" (forget every tracked instance). Answers like the GET.
 - `POST /moto-api/reset` (moto's own) resets all AWS state, and the world's instances.
+
+The server runs Step Functions executions (`python -m abfsm.emulator.server` only): moto's
+`execute_state_machine` is on, as `POST /moto-api/config {"stepfunctions":
+{"execute_state_machine": true}}` would set it, and `MOTO_PORT` is this server's port, so the
+ASL interpreter's aws-sdk tasks call this same server (with the corrections of fixes.py,
+among them the load balancer service names and AWS's error names).
 """
 
 from __future__ import annotations
@@ -173,6 +179,16 @@ def serve(*, port: int = 0, world: world_model.World | None = None) -> Iterator[
             world_model.deactivate()
 
 
+def _run_executions(port: int) -> None:
+    """Step Functions executions on, their aws-sdk tasks calling this server on `port`."""
+    import os
+
+    from moto.moto_api._internal.models import moto_api_backend
+
+    os.environ["MOTO_PORT"] = str(port)  # read by moto's interpreter for each task's client
+    moto_api_backend.set_config({"stepfunctions": {"execute_state_machine": True}})
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m abfsm.emulator.server",
                                      description="moto with abfsm's corrections on 127.0.0.1")
@@ -186,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = make_app()
+    _run_executions(args.port)
     if args.world:
         world_model.activate(world_model.World(world_model.WorldClock(scale=args.scale),
                                                boot_s=args.boot))

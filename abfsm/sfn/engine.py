@@ -4,7 +4,8 @@ Everything a user hands in is checked before the first AWS call (UsageError, exi
 deploy flags as `abfsm deploy` checks them, plus what an execution needs (--lock-bucket-name,
 a well-formed state machine ARN) and what this preview does not compile yet (UNSUPPORTED).
 An execution that ends FAILED raises the error its Fail state names (abfsm.Refused → exit 3,
-abfsm.StateFailed / abfsm.RolledBack → exit 1), with the cause as the message.
+abfsm.StateFailed / abfsm.RolledBack → exit 1, abfsm.InvalidInput: an input the machine
+refused before any AWS call → exit 2), with the cause as the message.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from abfsm.clock import Clock, utc_iso
 from abfsm.context import Settings
 from abfsm.errors import AbfsmError, Refused, StateFailed, UsageError
 from abfsm.record import new_run_id
-from abfsm.sfn.compiler import ERROR_REFUSED, compile_spec, to_json, used_integrations
+from abfsm.sfn.compiler import (
+    ERROR_INPUT, ERROR_REFUSED, compile_spec, to_json, used_integrations, wait_limits,
+)
 from abfsm.spec import Spec
 
 STATE_MACHINE_ARN = re.compile(
@@ -38,7 +41,21 @@ UNSUPPORTED: tuple[tuple[str, Callable[[Settings], bool]], ...] = (
     ("--pause-at-approval", lambda s: s.pause_at_approval),
     ("--notify", lambda s: bool(s.notify)),
     ("--resume-processes", lambda s: s.resume_processes),
+    ("--image-id", lambda s: bool(s.image_id)),
 )
+_WHY = {
+    "--image-id": "--image-id needs ec2:CreateLaunchTemplateVersion, which the state machine "
+                  "does not call (it uses autoscaling, elasticloadbalancing, s3 and cloudwatch "
+                  "only): create the version first (aws ec2 create-launch-template-version "
+                  "--source-version N --launch-template-data ImageId=AMI ...) and pass "
+                  "--launch-template-version with its number",
+}
+
+
+def unsupported_reason(flag: str) -> str:
+    """Why `sfn start` (and the machine's input check) refuses an UNSUPPORTED flag."""
+    return _WHY.get(flag, f"{flag} is not supported by the Step Functions engine yet "
+                          "(use `abfsm deploy`)")
 
 
 def compile_document(spec: Spec) -> str:
@@ -55,17 +72,9 @@ def check_start(settings: Settings, state_machine_arn: str) -> None:
                          "ARN (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)")
     if not settings.lock_bucket_name:
         raise UsageError("--lock-bucket-name is required: an execution has no local lock")
-    if settings.image_id:
-        raise UsageError("--image-id needs ec2:CreateLaunchTemplateVersion, which the state "
-                         "machine does not call (it uses autoscaling, elasticloadbalancing, s3 "
-                         "and cloudwatch only): create the version first (aws ec2 "
-                         "create-launch-template-version --source-version N "
-                         "--launch-template-data ImageId=AMI ...) and pass "
-                         "--launch-template-version with its number")
     for flag, used in UNSUPPORTED:
         if used(settings):
-            raise UsageError(f"{flag} is not supported by the Step Functions engine yet "
-                             "(use `abfsm deploy`)")
+            raise UsageError(unsupported_reason(flag))
 
 
 def check_deploy(name: str, role_arn: str) -> None:
@@ -77,13 +86,15 @@ def check_deploy(name: str, role_arn: str) -> None:
 
 
 def execution_input(settings: Settings, run_id: str, started_at: str) -> dict[str, Any]:
-    """The execution's input document: the flags, the run's id and the waits' limits (whole
-    seconds: a Wait state takes no fractions)."""
-    interval = max(1, math.ceil(settings.update_timeout))
-    polls = math.floor(settings.health_check_timeout / interval) + 1
+    """The execution's input document: the flags, the run's id and the waits' limits (the
+    machine fills what another starter leaves out: compiler.input_states), and with
+    --bake-time `limits.bake`: it rounded up to whole seconds (a Wait takes no fractions;
+    without it, the machine rounds settings.bake_time to the nearest second)."""
+    limits: dict[str, int] = wait_limits(settings)
+    if settings.bake_time > 0:
+        limits["bake"] = math.ceil(settings.bake_time)
     return {"run_id": run_id, "started_at": started_at, "settings": settings.to_dict(),
-            "limits": {"interval": interval, "polls": polls,
-                       "bake": math.ceil(settings.bake_time)}}
+            "limits": limits}
 
 
 def deploy_machine(services: Services, spec: Spec, name: str, role_arn: str) -> tuple[str, bool]:
@@ -117,6 +128,8 @@ def outcome(execution: Execution) -> None:
         raise StateFailed(f"execution {execution.status}: {cause}")
     if execution.error == ERROR_REFUSED:
         raise Refused(cause)
+    if execution.error == ERROR_INPUT:
+        raise UsageError(cause)
     if execution.error and execution.error.startswith("abfsm."):
         raise StateFailed(cause)
     raise AbfsmError(f"{execution.error}: {cause}")

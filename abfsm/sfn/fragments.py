@@ -10,7 +10,7 @@ compiler refuses a spec that uses it.
 The execution's document: `$.settings` (the deploy flags, Settings.to_dict()), `$.run_id`,
 `$.started_at`, `$.limits` (`interval` and `polls`: the waits' Wait seconds and poll count,
 computed by `sfn start` from --update-timeout and --health-check-timeout; `bake`: --bake-time
-in whole seconds), then what the states add: `$.lock` (the lock's ETag), `$.plan` (what
+in whole seconds, given by `sfn start` only), then what the states add: `$.lock` (the lock's ETag), `$.plan` (what
 inspect decided, the load balancers to wait for included), `$.error`, and the scratch of the
 gates: `$.named`, `$.watch` (alarms read this poll), `$.bake` (seconds, elapsed).
 
@@ -28,9 +28,11 @@ from typing import Any
 State = dict[str, Any]
 States = dict[str, State]
 
-# The error names AWS gives throttled aws-sdk calls (ServiceName.ExceptionName). moto's
-# interpreter names every unmodelled ClientError `service.serviceException` (s3.s3Exception),
-# throttling or not, so these Retry blocks are not exercised against moto yet.
+# The error names AWS gives throttled aws-sdk calls: ServiceName.CodeException, the service
+# name in PascalCase and the error code (Throttling, RequestLimitExceeded, SlowDown) with an
+# Exception suffix. Plain moto names every unmodelled ClientError `service.serviceException`;
+# the emulator corrects that (abfsm/emulator/fixes.py, correction 8) and the tests throttle
+# calls on purpose (tests/aws/test_sfn_execution.py).
 THROTTLING = {
     "autoscaling": ["AutoScaling.ThrottlingException", "AutoScaling.RequestLimitExceededException"],
     "elasticloadbalancing": ["ElasticLoadBalancing.ThrottlingException"],
@@ -38,6 +40,13 @@ THROTTLING = {
     "s3": ["S3.SlowDownException", "S3.ThrottlingException"],
     "cloudwatch": ["CloudWatch.ThrottlingException", "CloudWatch.RequestLimitExceededException"],
 }
+# Each aws-sdk task's throttling Retry: up to 6 retries after 2, 4, 8, 16, 32 and 64 s (126 s
+# in all); a seventh throttled attempt fails the task (its Catch: the state's error route).
+# Module constants so that tests can compile a machine with smaller ones (moto really sleeps
+# Retry intervals); the golden file keeps these.
+RETRY_INTERVAL_S = 2
+RETRY_MAX_ATTEMPTS = 6
+RETRY_BACKOFF_RATE = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,8 @@ def task(ctx: Ctx, service: str, api: str, parameters: Mapping[str, Any], next_:
     if selector is not None:
         state["ResultSelector"] = dict(selector)
     state["ResultPath"] = result_path
-    state["Retry"] = [{"ErrorEquals": THROTTLING[service], "IntervalSeconds": 2,
-                       "MaxAttempts": 6, "BackoffRate": 2.0}]
+    state["Retry"] = [{"ErrorEquals": THROTTLING[service], "IntervalSeconds": RETRY_INTERVAL_S,
+                       "MaxAttempts": RETRY_MAX_ATTEMPTS, "BackoffRate": RETRY_BACKOFF_RATE}]
     state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
                        "Next": catch or ctx.on_error}]
     state["Next"] = next_
@@ -433,21 +442,32 @@ def wait_elb(ctx: Ctx) -> States:
 
 
 def bake(ctx: Ctx) -> States:
-    """For `seconds` (param, else --bake-time: the input's `limits.bake`, whole seconds)
-    re-check, at once and every `limits.interval`, that every instance of the target ASG is
-    still InService and Healthy there and serving in every load balancer of the plan, and
-    that no watched alarm is in ALARM; the first poll that sees otherwise fails the state.
+    """For `seconds` (param, else --bake-time: the input's `limits.bake`, whole seconds, or
+    without it settings.bake_time rounded to the nearest second) re-check, at once and every
+    `limits.interval`, that every instance of the target ASG is still InService and Healthy
+    there and serving in every load balancer of the plan, and that no watched alarm is in
+    ALARM; the first poll that sees otherwise fails the state.
     The last sleep is what is left of `seconds` (5 s at 2 s: polls at 0, 2, 4, 5 s). 0
     seconds: baked at once, no API call."""
     seconds = ctx.params.get("seconds")
     if seconds is not None and float(seconds) <= 0:
         return {ctx.name(): _pass(ctx.to("baked"))}
     s = ctx.name
-    length: State = ({"seconds.$": "$.limits.bake"} if seconds is None
-                     else {"seconds": math.ceil(float(seconds))})
     keep = {"seconds.$": "$.bake.seconds"}
+    if seconds is None:  # --bake-time: limits.bake from `sfn start`, else rounded here
+        length: States = {
+            s(): {"Type": "Choice", "Choices": [
+                {"Variable": "$.limits.bake", "IsPresent": True, "Next": s("given")}],
+                "Default": s("rounded")},
+            s("given"): _pass(s("bake?"), {"seconds.$": "$.limits.bake", "elapsed": 0},
+                              "$.bake"),
+            s("rounded"): _pass(s("bake?"), {
+                "seconds.$": "States.MathAdd($.settings.bake_time, 0)", "elapsed": 0}, "$.bake")}
+    else:
+        length = {s(): _pass(s("bake?"), {"seconds": math.ceil(float(seconds)), "elapsed": 0},
+                             "$.bake")}
     return {
-        s(): _pass(s("bake?"), {**length, "elapsed": 0}, "$.bake"),
+        **length,
         s("bake?"): {"Type": "Choice", "Choices": [
             {"Variable": "$.bake.seconds", "NumericLessThanEquals": 0, "Next": ctx.to("baked")}],
             "Default": s("alarms")},

@@ -259,3 +259,26 @@ def test_unpatched_restores_the_correction(aws):
     with moto_fixes.unpatched((backend, "update_attached_elbs")):
         assert backend.update_attached_elbs is plain
     assert backend.update_attached_elbs is corrected is not plain
+
+
+def test_an_executions_start_time_is_an_iso_timestamp_as_on_aws(sfn_make):
+    """Correction 9: `$$.Execution.StartTime` read by a Pass state is AWS's ISO 8601 string
+    in UTC with milliseconds, not a datetime."""
+    import json
+    import re
+    import time
+
+    sfn = sfn_make("stepfunctions")
+    definition = {"StartAt": "t", "States": {"t": {
+        "Type": "Pass", "Parameters": {"t.$": "$$.Execution.StartTime"}, "End": True}}}
+    arn = sfn.create_state_machine(name="t", definition=json.dumps(definition),
+                                   roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    for _ in range(50):
+        described = sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            break
+        time.sleep(0.1)  # moto runs the execution in a thread: a few ms
+    assert described["status"] == "SUCCEEDED"
+    started = json.loads(described["output"])["t"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", started), started

@@ -1,109 +1,120 @@
 """Both engines, same world, same outcome: `abfsm deploy` (runner) and `abfsm sfn deploy` +
 `abfsm sfn start --wait`, an execution of the compiled machine (moto's ASL interpreter, in
-process).
+process); and the execution's throttling Retry blocks, throttled on purpose.
+
+The outcome matrix is tests/support/sfn_outcomes.py's CASES: each case runs on each engine in
+a fresh moto and must reach the case's Outcome (exit code, every ASG's counts, the capacities
+scaled through, what serves in each load balancer, the lock and the archived records), so
+the two engines are compared on everything a user can see. `benchmarks/sfn_outcomes.py`
+prints the same matrix side by side.
 
 moto gaps corrected or avoided here (not in the ASL): execution must be enabled with
-`mock_aws(config={"stepfunctions": {"execute_state_machine": True}})`; a SUCCEEDED
-execution's output must not hold the aws-sdk results' datetimes (moto does not serialise
-them; the Succeed state outputs only $.plan); Wait states sleep in real time, so the waits
-here use 1 s polls and moto's instant instances need none.
+`mock_aws(config={"stepfunctions": {"execute_state_machine": True}})`; the load balancer
+aws-sdk service names and the aws-sdk error names are corrected by the emulator's fixes
+(abfsm/emulator/fixes.py 7 and 8: plain moto names a throttled call's error
+`autoscaling.autoscalingException`, AWS `AutoScaling.ThrottlingException`, the name the Retry
+blocks list); moto never throttles, so `throttled()` answers chosen calls of the execution
+with AWS's throttling error; a SUCCEEDED execution's output must not hold the aws-sdk
+results' datetimes (moto does not serialise them; the Succeed state outputs only $.plan);
+Wait states and Retry intervals sleep in real time, so the waits here use 1 s polls and the
+throttling tests compile Retry intervals of 1 s (`fast_retries`; production: 2 s, backoff 2,
+6 retries, as the golden file shows).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from abfsm.aws import connect
 from abfsm.record import parse
 from tests.fakes import FakeClock
-from tests.support.aws_env import CREDENTIALS, REGION, build_env, capacities, elb_states, instance_ids
+from tests.support.aws_env import CREDENTIALS, REGION, build_env, capacities
 from tests.support.sfn_moto import (
-    ASGS, BUCKET, ENGINES, SCALED, archived_runs, lock_body, run_local, run_sfn, settings_for,
+    BUCKET, ENGINES, archived_runs, fast_retries, last_execution, lock_body, run_local, run_sfn,
+    settings_for, throttled,
 )
+from tests.support.sfn_outcomes import CASES, Case, outcome, run_case
+
+STANDARD = next(c for c in CASES if c.id == "standard-ab")
 
 
 @pytest.mark.parametrize("engine_name", ENGINES)
-def test_standard_ab_deployment_ends_the_same_on_both_engines(sfn_make, engine_name):
-    """qa-a serving 2 -> qa-b 3 instances, qa-a at 0, lock released, one valid run record
-    (status done) archived, exit 0."""
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_both_engines_reach_the_case_outcome(case: Case, engine_name: str) -> None:
+    """The same world and flags end in the same exit code, AWS state, lock and records on
+    either engine (tests/support/sfn_outcomes.py CASES)."""
+    assert run_case(case, engine_name).outcome == case.expected
+
+
+def _task_failures(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["taskFailedEventDetails"]["resource"], e["taskFailedEventDetails"]["error"])
+            for e in events if e["type"] == "TaskFailed"]
+
+
+def test_a_throttled_scale_is_retried_and_the_deployment_succeeds(sfn_make):
+    """UpdateAutoScalingGroup throttled twice: two TaskFailed AutoScaling.ThrottlingException
+    in the history, the third attempt succeeds, and the run ends as an unthrottled one does."""
     build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
-    assert ENGINES[engine_name](settings_for(instance_count=3)) == 0
-    caps = capacities(sfn_make, ASGS)
-    assert caps["qa-a"] == {"desired": 0, "min": 0, "max": 10, "instances": 0}
-    assert caps["qa-b"] == {"desired": 3, "min": 0, "max": 10, "instances": 3}
-    assert lock_body(sfn_make) is None
-    [key] = archived_runs(sfn_make)
-    saved = parse(sfn_make("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())[0]
-    assert saved is not None and saved.status == "done" and saved.environment == "qa"
+    with fast_retries(), throttled("UpdateAutoScalingGroup", 2) as throttle:
+        code = run_sfn(STANDARD.settings())
+    assert throttle.answered == 2
+    execution, events = last_execution(sfn_make)
+    assert execution["status"] == "SUCCEEDED"
+    assert _task_failures(events) == [("updateAutoScalingGroup",
+                                       "AutoScaling.ThrottlingException")] * 2
+    # the step's call is scheduled once per attempt: (3, 3, 3) where unthrottled says (3,)
+    assert outcome(sfn_make, code) == replace(STANDARD.expected, scaled=(3, 3, 3))
 
 
-@pytest.mark.parametrize("engine_name", ENGINES)
-@pytest.mark.parametrize("lbs", [{"classic_elb": True}, {"classic_elb": True, "target_groups": 2}],
-                         ids=["classic-elb", "elb-and-2-target-groups"])
-def test_deployment_waits_for_the_discovered_load_balancers(sfn_make, engine_name, lbs):
-    """ELB (and target groups) discovered from qa-b: qa-b's 3 instances serve in each, qa-a 0."""
-    build_env(sfn_make, "qa", active="a", active_count=2, bucket=BUCKET, **lbs)
-    assert ENGINES[engine_name](settings_for(instance_count=3, no_elb_check=False)) == 0
-    new = set(instance_ids(sfn_make, "qa-b"))
-    assert len(new) == 3 and capacities(sfn_make, ASGS)["qa-a"]["desired"] == 0
-    assert elb_states(sfn_make, "qa-public") == {i: "InService" for i in new}
-    assert lock_body(sfn_make) is None
-
-
-@pytest.mark.parametrize("engine_name", ENGINES)
-def test_stepped_deployment_raising_max_size_ends_the_same(sfn_make, engine_name):
-    """--instance-count 5 --instance-count-step 2 over MaxSize 4: qa-b scaled 2, 4, 5 (MaxSize
-    raised to 5), qa-a 0."""
-    build_env(sfn_make, "qa", active="a", active_count=2, max_size=4, classic_elb=False,
-              bucket=BUCKET)
-    assert ENGINES[engine_name](settings_for(instance_count=5, instance_count_step=2)) == 0
-    assert SCALED == [2, 4, 5]
-    caps = capacities(sfn_make, ASGS)
-    assert caps["qa-b"] == {"desired": 5, "min": 0, "max": 5, "instances": 5}
-    assert caps["qa-a"]["desired"] == 0
-    assert lock_body(sfn_make) is None
-
-
-@pytest.mark.parametrize("engine_name", ENGINES)
-def test_lock_held_is_refused_and_left_alone(sfn_make, engine_name):
-    """ENV.lock already there: exit 3, the lock's bytes untouched, no ASG changed."""
+def test_a_throttled_lock_write_is_retried(sfn_make):
+    """The lock's PutObject answered SlowDown once: one TaskFailed S3.SlowDownException, the
+    retry takes the lock, the run succeeds and releases it."""
     build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
-    sfn_make("s3").put_object(Bucket=BUCKET, Key="qa.lock", Body=b"held by hand\n")
-    assert ENGINES[engine_name](settings_for(instance_count=3)) == 3
-    assert lock_body(sfn_make) == b"held by hand\n"
-    assert capacities(sfn_make, ASGS)["qa-b"]["desired"] == 0
+    with fast_retries(), throttled("PutObject", 1) as throttle:
+        code = run_sfn(STANDARD.settings())
+    assert (code, throttle.answered) == (0, 1)
+    _, events = last_execution(sfn_make)
+    assert _task_failures(events) == [("putObject", "S3.SlowDownException")]
+    assert outcome(sfn_make, code) == STANDARD.expected
 
 
-@pytest.mark.parametrize("engine_name", ENGINES)
-def test_both_populated_is_refused_and_the_lock_released(sfn_make, engine_name):
-    """qa-a and qa-b both have instances: exit 3, nothing scaled, lock released."""
+def test_throttling_beyond_the_retries_fails_the_run_and_keeps_the_lock(sfn_make):
+    """UpdateAutoScalingGroup always throttled: after the Retry's attempts the execution ends
+    FAILED abfsm.StateFailed (exit 1), qa-b never scaled, the lock kept with status failed
+    and an error naming scale and the throttling."""
     build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
-    sfn_make("autoscaling").update_auto_scaling_group(AutoScalingGroupName="qa-b", DesiredCapacity=1)
-    assert ENGINES[engine_name](settings_for(instance_count=3)) == 3
-    caps = capacities(sfn_make, ASGS)
-    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (2, 1)
-    assert lock_body(sfn_make) is None
-
-
-@pytest.mark.parametrize("engine_name", ENGINES)
-def test_zero_drains_the_active_asg_on_both_engines(sfn_make, engine_name):
-    """--zero: qa-a (2) to 0, qa-b untouched, lock released, exit 0."""
-    build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
-    assert ENGINES[engine_name](settings_for(zero=True)) == 0
-    caps = capacities(sfn_make, ASGS)
-    assert caps["qa-a"]["desired"] == 0 and caps["qa-b"]["desired"] == 0
-    assert lock_body(sfn_make) is None
-
-
-@pytest.mark.parametrize("engine_name", ENGINES)
-def test_rollback_on_failure_scales_the_new_asg_back(sfn_make, frozen_world, engine_name):
-    """Instances never ready, --rollback-on-failure: exit 1, qa-b back to 0, qa-a still 2,
-    lock released."""
-    build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
-    assert ENGINES[engine_name](settings_for(instance_count=2, rollback_on_failure=True)) == 1
-    caps = capacities(sfn_make, ASGS)
+    with fast_retries(attempts=2), throttled("UpdateAutoScalingGroup", None) as throttle:
+        code = run_sfn(STANDARD.settings())
+    assert (code, throttle.answered) == (1, 3)  # the call and its 2 retries
+    execution, events = last_execution(sfn_make)
+    assert (execution["status"], execution["error"]) == ("FAILED", "abfsm.StateFailed")
+    assert len(_task_failures(events)) == 3
+    caps = capacities(sfn_make, ["qa-a", "qa-b"])
     assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (2, 0)
-    assert lock_body(sfn_make) is None
+    saved = parse(lock_body(sfn_make) or b"")[0]
+    assert saved is not None and (saved.status, saved.state) == ("failed", "failed")
+    assert (saved.last_error or "").startswith("scale: Rate exceeded (Service: AutoScaling")
+    assert archived_runs(sfn_make) == []
+
+
+def test_plain_motos_error_names_would_not_be_retried(sfn_make):
+    """Without the emulator's error-name correction a throttled call is named
+    autoscaling.autoscalingException, which no Retry lists: one throttle fails the run."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+        StateTaskServiceAwsSdk,
+    )
+
+    from abfsm.emulator.fixes import unpatched
+
+    build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    with (unpatched((StateTaskServiceAwsSdk, "_from_error")), fast_retries(),
+          throttled("UpdateAutoScalingGroup", 1)):
+        assert run_sfn(STANDARD.settings()) == 1
+    _, events = last_execution(sfn_make)
+    assert _task_failures(events) == [("updateAutoScalingGroup", "autoscaling.autoscalingException")]
 
 
 @pytest.mark.parametrize("engine_name", ENGINES)

@@ -148,6 +148,15 @@ def write_iam(path: str | Path = README) -> bool:
     return _rewrite_block(path, "iam", readme_block())
 
 
+def write_sfn_input(path: str | Path = README) -> bool:
+    """Rewrite the README's table of the execution input's properties (`abfsm sfn
+    input-schema`, generated from the flags); True if it changed."""
+    from abfsm.cli import sfn_start_parser
+    from abfsm.sfn.input_schema import markdown_table
+
+    return _rewrite_block(path, "sfn-input", markdown_table(sfn_start_parser()))
+
+
 def _diff(have: str, want: str, name: str) -> str:
     import difflib
 
@@ -173,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.readme}: gate graphs {'updated' if changed else 'already up to date'}")
             changed = write_iam(args.readme)
             print(f"{args.readme}: IAM policy {'updated' if changed else 'already up to date'}")
+            changed = write_sfn_input(args.readme)
+            print(f"{args.readme}: sfn input {'updated' if changed else 'already up to date'}")
         else:
             check(args.readme)
             print(f"{args.readme}: graph up to date")

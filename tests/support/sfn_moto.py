@@ -1,9 +1,14 @@
 """Step Functions executions against moto in process, for the tests of both engines.
 
-moto gaps corrected here (not in the ASL): executions must be enabled with
-`mock_aws(config={"stepfunctions": {"execute_state_machine": True}})`; the aws-sdk service
-names of the load balancer APIs (`elasticloadbalancing`, `elasticloadbalancingv2`) are not
-boto3's (`elb`, `elbv2`); Wait states sleep in real time, so tests poll every 1 s.
+moto gaps corrected (not in the ASL): executions must be enabled with
+`mock_aws(config={"stepfunctions": {"execute_state_machine": True}})`; the emulator's fixes
+(abfsm/emulator/fixes.py) map the aws-sdk load balancer service names (`elasticloadbalancing`,
+`elasticloadbalancingv2`) to boto3's (`elb`, `elbv2`), name every aws-sdk ClientError as AWS
+does (`ServiceName.CodeException`, where moto says `service.serviceException`) and give
+`$$.Execution.StartTime` as AWS does, an ISO 8601 string (corrections 7, 8 and 9); Wait states
+and Retry intervals sleep in real time, so tests poll every 1 s and compile smaller Retry
+intervals (`fast_retries`). `throttled()` makes the execution's calls of one API answer with
+AWS's throttling error.
 
 `sfn_make` (fixture, in tests/aws/conftest.py) yields a client factory like `make`; `run_local`
 and `run_sfn` run the same Settings through `abfsm deploy` (the runner) and `abfsm sfn deploy`
@@ -16,10 +21,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from abfsm.aws import connect
+from abfsm.emulator import fixes
 from abfsm.cli import main
 from abfsm.context import Settings
 from tests.fakes import FakeClock
@@ -32,23 +42,82 @@ ASGS = ["qa-a", "qa-b"]
 
 @contextlib.contextmanager
 def executing_moto() -> Iterator[Callable[[str], Any]]:
-    """In-process moto with Step Functions executions enabled."""
+    """In-process moto with Step Functions executions enabled (and the emulator's corrections,
+    among them the aws-sdk load balancer service names and AWS's error names)."""
     from moto import mock_aws
 
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
-        StateTaskService,
+    fixes.apply()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield client_factory()
+
+
+THROTTLE_CODES = {"autoscaling": "Throttling", "elb": "Throttling", "elbv2": "Throttling",
+                  "cloudwatch": "Throttling", "s3": "SlowDown"}
+
+
+@dataclass
+class Throttle:
+    """What `throttled()` did: the calls of the API it answered with a throttling error."""
+
+    api: str
+    times: int | None  # None: every call
+    answered: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _before_call(self, model: Any, **_: Any) -> None:
+        if model.name != self.api:
+            return
+        with self._lock:
+            if self.times is not None and self.answered >= self.times:
+                return
+            self.answered += 1
+            n = self.answered
+        code = THROTTLE_CODES[model.service_model.service_name]
+        raise ClientError({"Error": {"Code": code, "Message": "Rate exceeded"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400,
+                                                "RequestId": f"throttled-{n}"}}, model.name)
+
+
+@contextlib.contextmanager
+def throttled(api: str, times: int | None) -> Iterator[Throttle]:
+    """The execution's aws-sdk calls of `api` (e.g. "UpdateAutoScalingGroup", "PutObject")
+    throttled: the first `times` (None: all) answered with the service's throttling error
+    (Throttling; SlowDown for S3), as AWS answers them, before they reach moto.
+
+    moto's interpreter builds a boto3 client per task with `boto_client_for`; the wrapper
+    registers a botocore `before-call` hook on each. Only the execution's clients are
+    throttled, never the test's or the local engine's."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
     )
 
-    # moto gap: the aws-sdk service names of the load balancer APIs are not boto3's.
-    overrides = StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
-    saved = dict(overrides)
-    overrides.update({"elasticloadbalancing": "elb", "elasticloadbalancingv2": "elbv2"})  # type: ignore[index]
+    throttle = Throttle(api, times)
+    original = aws_sdk.boto_client_for
+
+    def boto_client_for(*args: Any, **kwargs: Any) -> Any:
+        client = original(*args, **kwargs)
+        client.meta.events.register("before-call", throttle._before_call)
+        return client
+
+    aws_sdk.boto_client_for = boto_client_for
     try:
-        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-            yield client_factory()
+        yield throttle
     finally:
-        overrides.clear()  # type: ignore[attr-defined]
-        overrides.update(saved)  # type: ignore[attr-defined]
+        aws_sdk.boto_client_for = original
+
+
+@contextlib.contextmanager
+def fast_retries(attempts: int = 2) -> Iterator[None]:
+    """Machines compiled in the block retry throttling after 1 s, then 1 s again (backoff 1),
+    `attempts` times: moto really sleeps Retry intervals (production: 2 s x 2, 6 times)."""
+    from abfsm.sfn import fragments
+
+    saved = (fragments.RETRY_INTERVAL_S, fragments.RETRY_MAX_ATTEMPTS, fragments.RETRY_BACKOFF_RATE)
+    fragments.RETRY_INTERVAL_S, fragments.RETRY_MAX_ATTEMPTS, fragments.RETRY_BACKOFF_RATE = 1, attempts, 1.0
+    try:
+        yield
+    finally:
+        fragments.RETRY_INTERVAL_S, fragments.RETRY_MAX_ATTEMPTS, fragments.RETRY_BACKOFF_RATE = saved
 
 
 def settings_for(**flags: Any) -> Settings:
@@ -81,6 +150,8 @@ def start_argv(settings: Settings) -> list[str]:
         argv.append("--no-elb-check")
     if settings.zero:
         argv.append("--zero")
+    elif settings.instance_count_match:
+        argv.append("--instance-count-match")
     else:
         argv += ["--instance-count", str(settings.instance_count)]
     if settings.instance_count_step:
@@ -114,6 +185,16 @@ def run_sfn(settings: Settings, extra: Sequence[str] = ()) -> int:
              and e["taskScheduledEventDetails"]["resource"] == "updateAutoScalingGroup"]
     SCALED[:] = [c["DesiredCapacity"] for c in calls if c.get("DesiredCapacity", 0) > 0]
     return code
+
+
+def last_execution(make: Callable[[str], Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The one execution of the one state machine: (DescribeExecution, its history events)."""
+    sfn = make("stepfunctions")
+    [machine] = sfn.list_state_machines()["stateMachines"]
+    [listed] = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    arn = listed["executionArn"]
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    return sfn.describe_execution(executionArn=arn), events
 
 
 def lock_body(make: Callable[[str], Any]) -> bytes | None:

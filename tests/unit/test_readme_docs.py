@@ -29,3 +29,12 @@ def test_readme_actions_table_is_the_declarations():
 
     assert _block("actions") == actions_table().strip(), (
         "README actions table drifted: run `make graph` (python -m tests.support.readme_graph --write)")
+
+
+def test_readme_sfn_input_table_is_the_generated_schema():
+    """The README's execution input table is exactly abfsm.sfn.input_schema.markdown_table()."""
+    from abfsm.cli import sfn_start_parser
+    from abfsm.sfn.input_schema import markdown_table as input_table
+
+    assert _block("sfn-input") == input_table(sfn_start_parser()).strip(), (
+        "README sfn input table drifted: run `make graph` (python -m tests.support.readme_graph --write)")

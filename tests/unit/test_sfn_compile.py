@@ -131,7 +131,7 @@ def test_waits_are_wait_and_choice_loops_with_a_poll_counter():
 
 def test_state_count_of_the_packaged_machine():
     """The packaged machine has a known number of ASL states (the golden file's)."""
-    assert state_count(_packaged()) == len(json.loads(GOLDEN.read_text())["States"]) == 181
+    assert state_count(_packaged()) == len(json.loads(GOLDEN.read_text())["States"]) == 200
 
 
 def test_a_hook_state_is_refused_at_compile_with_exit_2(tmp_path, capsys):

@@ -51,10 +51,11 @@ def test_deploy_refuses_a_malformed_role_arn(capsys):
 
 def test_execution_input_carries_the_flags_and_the_wait_limits():
     """interval = --update-timeout (whole seconds), polls = timeout / interval + 1, bake =
-    --bake-time rounded up to whole seconds."""
+    --bake-time rounded up to whole seconds (only with a --bake-time)."""
     doc = engine.execution_input(Settings("qa", update_timeout=30, health_check_timeout=600,
                                           bake_time=90.5), "RUN", "2026-01-01T00:00:00Z")
     assert doc["limits"] == {"interval": 30, "polls": 21, "bake": 91}
+    assert "bake" not in engine.execution_input(Settings("qa"), "RUN", "T")["limits"]
     assert doc["settings"]["environment"] == "qa" and doc["run_id"] == "RUN"
 
 
