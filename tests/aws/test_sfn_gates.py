@@ -294,3 +294,35 @@ def test_an_alarm_firing_during_wait_elb_fails_it(sfn_make, broken_classic_elb,
     saved = _final_record(sfn_make)
     assert lock_body(sfn_make) is not None and saved.status == "failed"
     assert "wait-elb: alarm qa-5xx is in ALARM: 12 5XX" in (saved.last_error or "")
+
+
+def test_an_input_without_limits_bake_bakes_settings_bake_time_rounded(sfn_make,
+                                                                      at_describe_alarms):
+    """StartExecution by another starter: settings.bake_time 1.4 and no limits.bake bakes
+    1 s (polls at 0 and 1 s): the alarm going into ALARM at the bake's second poll rolls
+    back (FAILED abfsm.RolledBack), qa-b 0, qa-a still 2."""
+    import json
+    import time
+
+    from tests.support.sfn_moto import ROLE, cli
+
+    build_env(sfn_make, "qa", active="a", active_count=2, classic_elb=False, bucket=BUCKET)
+    put_alarm(sfn_make, ALARM)
+    at_describe_alarms(4, lambda: put_alarm(sfn_make, ALARM, "ALARM", reason="12 5XX"))
+    code, machine = cli("sfn", "deploy", "--name", "abfsm", "--role-arn", ROLE,
+                        "--region", "us-east-1")
+    assert code == 0
+    sfn = sfn_make("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=machine, name="rounded", input=json.dumps({
+        "settings": {"environment": "qa", "lock_bucket_name": BUCKET, "instance_count": 2,
+                     "no_elb_check": True, "bake_time": 1.4, "alarms": [ALARM],
+                     "rollback_on_failure": True},
+        "limits": {"interval": 1, "polls": 3}}))["executionArn"]
+    deadline = time.monotonic() + 60
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert (described["status"], described["error"]) == ("FAILED", "abfsm.RolledBack")
+    assert "bake: alarm qa-5xx is in ALARM" in described["cause"]
+    caps = capacities(sfn_make, ASGS)
+    assert (caps["qa-a"]["desired"], caps["qa-b"]["desired"]) == (2, 0)
