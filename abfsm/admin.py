@@ -87,8 +87,11 @@ def _text(data: dict[str, Any]) -> list[str]:
             lines.append(f"  engine     Step Functions, execution {cur.get('execution_arn') or '?'}")
         if ctx.get("target"):
             lbs = (ctx.get("load_balancers") or []) + (ctx.get("target_groups") or [])
+            count = ctx.get("count") or {}  # an execution's plan: n, step, desired (no list)
+            steps = ctx.get("steps") or (f"of {count['step']}, at {count['desired']}"
+                                         if count.get("step") else None)
             lines.append(f"  plan       {ctx.get('active') or '-'} -> {ctx['target']} "
-                         f"({ctx.get('target_count')} instances, steps {ctx.get('steps')})")
+                         f"({ctx.get('target_count') or count.get('n')} instances, steps {steps})")
             lines.append(f"  balancers  {', '.join(lbs) if lbs else 'none'}")
         if ctx.get("versions"):
             lines.append(f"  versions   {_versions(ctx['versions'])}")
@@ -102,8 +105,9 @@ def _text(data: dict[str, Any]) -> list[str]:
                 why = f": {h['reason']}" if h.get("reason") else ""
                 lines.append(f"    {h['at']}  {h['approval']} by {h['by']} in {h['state']}{why}")
                 continue
-            lines.append(f"    {h['at']}  {h['src']} -> {h['dst']} ({trigger_words(h['trigger'])}, "
-                         f"{h['elapsed_s']} s)")
+            took = f", {h['elapsed_s']} s" if h.get("elapsed_s") is not None else ""  # sfn: none
+            lines.append(f"    {h['at']}  {h['src']} -> {h['dst']} ({trigger_words(h['trigger'])}"
+                         f"{took})")
     if data["recent"] and data["recent"][0].get("versions"):
         lines.append(f"versions after the last run: {_versions(data['recent'][0]['versions'])}")
     if data["recent"]:

@@ -21,7 +21,7 @@ from abfsm.errors import EXIT_USAGE, AbfsmError, UsageError
 
 COMMANDS = ("deploy", "resume", "status", "unlock", "approve", "reject", "graph", "demo", "iam-policy",
             "sfn")
-SFN_COMMANDS = ("compile", "deploy", "role-policy", "start", "input-schema")
+SFN_COMMANDS = ("compile", "deploy", "role-policy", "start", "status", "watch", "input-schema")
 # An environment name must be usable as it is in every place it goes: the ASG names ENV-a /
 # ENV-b (no colon allowed there), the S3 key ENV.lock with ENV/runs/ under it, and a local
 # file name (no slash). So: a letter or digit, then letters, digits, dot, underscore, hyphen.
@@ -293,10 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sfn_parser(sub: Any) -> None:
-    """`abfsm sfn compile | deploy | role-policy | start` (the Step Functions engine, preview)."""
+    """`abfsm sfn compile | deploy | role-policy | start | status | watch` (the Step Functions
+    engine, preview)."""
     sfn = sub.add_parser("sfn", help="the same machine on AWS Step Functions (preview)",
                          description="Compile the spec to Amazon States Language, create the "
-                                     "state machine, start executions.")
+                                     "state machine, start and follow executions.")
     verbs = sfn.add_subparsers(dest="sfn_command", metavar="SFN_COMMAND", parser_class=_Parser,
                                required=True)
     comp = verbs.add_parser("compile", help="print the spec as Amazon States Language")
@@ -317,9 +318,34 @@ def _sfn_parser(sub: Any) -> None:
     start.add_argument("--state-machine-arn", required=True, metavar="ARN",
                        help="the state machine `abfsm sfn deploy` printed")
     start.add_argument("--wait", action="store_true",
-                       help="follow the execution to its end and exit as `abfsm deploy` would")
+                       help="follow the execution to its end, logging it as `abfsm deploy` "
+                            "does, and exit as `abfsm deploy` would (what `sfn watch` does)")
+    start.add_argument("--resume", action="store_true",
+                       help="carry on the failed run in ENV's lock: a new execution RUN_ID-resume-N "
+                            "re-enters the state it failed in with the saved plan (only the "
+                            "timeouts may be given; every other setting is the run's)")
+    start.add_argument("--from-state", metavar="STATE",
+                       help="with --resume: the state to re-enter (default: the one it failed in)")
     _env(start)
     _deploy_flags(start)
+    # None: not given (--resume keeps the run's timeouts); settings_from() fills the defaults.
+    start.set_defaults(update_timeout=None, health_check_timeout=None)
+    status = verbs.add_parser("status", help="where an execution is: its state, status, path "
+                                             "so far and error (one screen)")
+    watch = verbs.add_parser("watch", help="follow an execution to its end as abfsm log lines; "
+                                           "exit as `abfsm deploy` would")
+    for p in (status, watch):
+        p.add_argument("--execution-arn", required=True, metavar="ARN",
+                       help="the execution `abfsm sfn start` printed")
+        p.add_argument("--spec", metavar="FILE",
+                       help="the spec the state machine was compiled from (default: the "
+                            "packaged states.yaml)")
+    status.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text for people, or one JSON document (default: text)")
+    _conn(status)
+    _logging(watch)
+    _notify(watch)
+    _conn(watch)
 
 
 def _deploy_flags(p: argparse.ArgumentParser) -> None:
@@ -794,6 +820,8 @@ def _cmd_sfn(args: argparse.Namespace) -> int:
     from abfsm.sfn import engine
 
     verb = args.sfn_command
+    if verb in ("status", "watch"):
+        return _sfn_follow(args)
     if verb == "input-schema":
         from abfsm.sfn import input_schema
 
@@ -802,8 +830,16 @@ def _cmd_sfn(args: argparse.Namespace) -> int:
     _admin_logging(args)  # stdout is the ARN (or the document); log lines go to stderr
     if verb == "start":
         settings = settings_from(args)
-        engine.check_start(settings, args.state_machine_arn)  # exit 2 before any AWS call
-        runner.prepare(settings)
+        if args.resume:  # exit 2 before any AWS call
+            _check_resume_flags(args, engine.RESUME_OWN)
+            engine.check_resume(settings, args.state_machine_arn, runner.load(settings),
+                                args.from_state)
+        else:
+            if args.from_state is not None:
+                raise UsageError("--from-state is taken only with --resume")
+            engine.check_start(settings, args.state_machine_arn)
+            runner.prepare(settings)
+        engine.check_notify(args.notify, args.wait)
     else:
         settings = Settings("-", spec=args.spec)
         if verb == "deploy":
@@ -831,11 +867,138 @@ def _cmd_sfn(args: argparse.Namespace) -> int:
     from abfsm.clock import clock_from_env
 
     clock = clock_from_env()
-    run_id, execution_arn = engine.start(services, settings, args.state_machine_arn, clock)
+    if args.resume:
+        overrides = {"update_timeout": args.update_timeout,
+                     "health_check_timeout": args.health_check_timeout}
+        run_id, execution_arn = engine.start_resume(services, settings, args.state_machine_arn,
+                                                    clock, spec, from_state=args.from_state,
+                                                    overrides=overrides)
+    else:
+        run_id, execution_arn = engine.start(services, settings, args.state_machine_arn, clock)
     sys.stdout.write(execution_arn + "\n")
-    if args.wait:
-        engine.outcome(engine.follow(services, execution_arn, clock))
-    return 0
+    if not args.wait:
+        return 0
+    from abfsm import log
+
+    fmt = log.configure(settings.log_format, verbose=settings.verbose)
+    _install_signals(clock)
+    return _sfn_watch(args, settings, services, execution_arn, spec, clock, fmt)
+
+
+def _sfn_follow(args: argparse.Namespace) -> int:
+    """`sfn status` (a report of the history so far) and `sfn watch` (follow it to its end)."""
+    from abfsm import log, runner
+    from abfsm.sfn import engine
+
+    engine.check_execution_arn(args.execution_arn)  # exit 2 before any AWS call
+    spec = runner.load(Settings("-", spec=args.spec))
+    connection = Settings("-", region=args.region, endpoint_url=args.endpoint_url,
+                          profile=args.profile, spec=args.spec)
+    if args.sfn_command == "status":
+        _admin_logging(args)
+        services = runner.services_for(connection)
+        services.preflight()
+        problem = engine.definition_problem(services, args.execution_arn, spec)
+        if problem:
+            _say(f"abfsm sfn status: note: {problem}\n")
+        report = engine.read(services, args.execution_arn, spec).report()
+        if args.format == "json":
+            import json
+
+            _say(json.dumps(report, indent=2, default=str) + "\n", sys.stdout)
+        else:
+            _say("\n".join(_sfn_status_text(report)) + "\n", sys.stdout)
+        return 0
+    from abfsm.clock import clock_from_env
+    from abfsm.log_schema import EVENTS
+    from abfsm.notify import parse_events
+
+    sinks = _notify_specs(args)  # checked before any AWS call
+    settings = Settings("-", region=args.region, endpoint_url=args.endpoint_url,
+                        profile=args.profile, spec=args.spec,
+                        notify=[s.redacted for s in sinks],
+                        notify_on=parse_events(args.notify_on, frozenset(EVENTS)),
+                        notify_create=bool(args.notify_create))
+    fmt = log.configure(args.log_format, verbose=args.verbose)
+    clock = clock_from_env()
+    _install_signals(clock)
+    services = runner.services_for(settings)
+    services.preflight()
+    return _sfn_watch(args, settings, services, args.execution_arn, spec, clock, fmt)
+
+
+def _sfn_watch(args: argparse.Namespace, settings: Settings, services: Any, execution_arn: str,
+               spec: Any, clock: Any, fmt: str) -> int:
+    """Follow the execution as log lines; its exit code is the one `abfsm deploy` would have.
+    Ctrl-C stops following only: exit 130, naming the command that picks it up again."""
+    from abfsm.errors import Interrupted
+    from abfsm.sfn import engine
+
+    notifier = _start_notifier(args, settings)
+    try:
+        problem = engine.definition_problem(services, execution_arn, spec)
+        if problem:
+            _say(f"abfsm sfn {args.sfn_command}: note: {problem}\n")
+        mapper = engine.watch(services, execution_arn, spec, clock, render_next=next_command,
+                              connection={"region": settings.region,
+                                          "endpoint_url": settings.endpoint_url,
+                                          "profile": settings.profile})
+    except (Interrupted, KeyboardInterrupt):
+        _say(f"abfsm sfn {args.sfn_command}: stopped following; the execution is still running "
+             f"in Step Functions ({execution_arn}); follow it again with: "
+             f"{_watch_command(execution_arn, settings)}\n")
+        return 130
+    finally:
+        _stop_notifier(notifier)
+    finished = mapper.finished or {}
+    code = int(finished.get("exit_code", 1))
+    if code and fmt == "json" and finished.get("error"):
+        _say(f"abfsm: {finished['error']}\n")
+    return code
+
+
+def _watch_command(execution_arn: str, settings: Settings) -> str:
+    """`abfsm sfn watch --execution-arn ARN` with the flags that reach the same AWS."""
+    parts = ["abfsm", "sfn", "watch", "--execution-arn", execution_arn]
+    for flag, value in (("--region", settings.region), ("--endpoint-url", settings.endpoint_url),
+                        ("--profile", settings.profile), ("--spec", settings.spec)):
+        if value:
+            parts += [flag, value]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _sfn_status_text(report: dict[str, Any]) -> list[str]:
+    where = report.get("failed_state") or report.get("state") or "-"
+    lines = [f"{report.get('environment')}: execution {report['run_id']} is {report['status']} "
+             f"in {where}" + (f" (exit {report['exit_code']})" if report.get("exit_code")
+                              is not None else ""),
+             f"  execution  {report['execution_arn']}",
+             f"  started    {report.get('started_at')}",
+             f"  lock       {report.get('lock')}"]
+    if report.get("error") or report.get("cause"):
+        lines.append(f"  error      {report.get('error')}: {report.get('cause')}")
+    from abfsm.log import trigger_words
+
+    for m in report.get("path") or []:
+        lines.append(f"    {m['at']}  {m['src']} -> {m['dst']} ({trigger_words(m['trigger'])}, "
+                     f"{m['elapsed_s']} s)")
+    return lines
+
+
+def _check_resume_flags(args: argparse.Namespace, own: Sequence[str]) -> None:
+    """`sfn start --resume` takes the run's settings: a deploy flag given is refused."""
+    start = _subparser(_subparser(build_parser(), "sfn"), "start")
+    for act in start._actions:
+        if act.dest in own or act.dest in _RESUME_FLAGS or not act.option_strings:
+            continue
+        if getattr(args, act.dest, act.default) != act.default:
+            raise UsageError(f"--resume carries on with the run's own settings; "
+                             f"{act.option_strings[-1]} is not taken with it (only "
+                             "--update-timeout and --health-check-timeout may change)")
+
+
+_RESUME_FLAGS = ("help", "state_machine_arn", "wait", "resume", "from_state",
+                 "notify", "notify_on", "notify_create")  # the follower's, not the run's
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -158,9 +158,15 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
     saved = holder.record
     if saved.engine != "local":
         # Its heartbeat is not refreshed by this process: staleness says nothing about it.
+        # arn:aws:states:R:A:execution:MACHINE:NAME -> arn:aws:states:R:A:stateMachine:MACHINE
+        arn = saved.execution_arn or ""
+        machine = (arn.rsplit(":", 1)[0].replace(":execution:", ":stateMachine:")
+                   if ":execution:" in arn else "ARN")
         raise Refused(f"run {saved.run_id} is run by a Step Functions execution "
                       f"({saved.execution_arn or 'ARN not recorded'}); `abfsm resume` does not take "
-                      "over executions: stop it in Step Functions first, then unlock it by its run id")
+                      "over executions: once it has ended, carry it on with `abfsm sfn start "
+                      f"--resume --state-machine-arn {machine}` (same --environment and "
+                      "--lock-bucket-name), or unlock it by its run id")
     spec = _resume_spec(settings, saved, explicit_spec)
     if from_state is not None:
         check_state_name(spec, from_state)
@@ -175,7 +181,7 @@ def resume(settings: Settings, *, from_state: str | None = None, force: bool = F
         raise Refused(f"run {saved.run_id} ({saved.who}) is {saved.status} in {saved.state}, "
                       f"heartbeat {age:.0f} s ago (stale only after {stale_after:g} s); "
                       "pass --force if that process is really gone")
-    state = from_state or _left_state(saved, spec)
+    state = from_state or left_state(saved, spec)
     check_state_name(spec, state)
     plan = Plan.from_dict(saved.context)
     why_not = _action(ACTIONS, spec, state).cannot_resume(plan)
@@ -228,7 +234,7 @@ def prepare_for_resume(path: str | None) -> Spec:
     return load_spec(path, ACTIONS)
 
 
-def _left_state(saved: RunRecord, spec: Spec) -> str:
+def left_state(saved: RunRecord, spec: Spec) -> str:
     """The working state a run left: the last move's source if it ended in a final state
     (failed, paused, ...), else the state it was in (interrupted, or a dead process)."""
     ended = spec.states.get(saved.state)
@@ -549,7 +555,7 @@ def _next_steps(run: Run, status: str, error: BaseException | None, *,
             steps += [NextStep("approve", "decide"),
                       NextStep("reject", "or", note="add --reason TEXT")]
         if resumable:
-            where = _left_state(record, run.spec) if ended is not None else record.state
+            where = left_state(record, run.spec) if ended is not None else record.state
             why = ("then" if checkpoint else
                    "fix the cause, then" if error is not None else "carry it on")
             steps.append(NextStep("resume", why, note=f"re-enters {where}"))

@@ -10,9 +10,14 @@ compiler refuses a spec that uses it.
 The execution's document: `$.settings` (the deploy flags, Settings.to_dict()), `$.run_id`,
 `$.started_at`, `$.limits` (`interval` and `polls`: the waits' Wait seconds and poll count,
 computed by `sfn start` from --update-timeout and --health-check-timeout; `bake`: --bake-time
-in whole seconds, given by `sfn start` only), then what the states add: `$.lock` (the lock's ETag), `$.plan` (what
-inspect decided, the load balancers to wait for included), `$.error`, and the scratch of the
-gates: `$.named`, `$.watch` (alarms read this poll), `$.bake` (seconds, elapsed).
+in whole seconds, given by `sfn start` only), then what the states add: `$.lock` (the lock's
+current ETag), `$.plan` (what inspect decided, the load balancers to wait for included),
+`$.count` (the target count and the current step), `$.move` (the last transition), `$.hist`
+(the history: `list`, and `text`, the same entries as JSON each followed by a comma, which is
+how an entry is appended without JSONata), `$.record` (the run record last built), `$.error`,
+and the scratch of the gates: `$.named`, `$.watch` (alarms read this poll), `$.bake`
+(seconds, elapsed). The compiler builds the entries of the spec states
+(abfsm/sfn/compiler.py); `record()` and `save()` are what they and the waits' heartbeats use.
 
 What this preview does not compile yet is refused by `sfn start` before any AWS call
 (abfsm/sfn/engine.py UNSUPPORTED) rather than being approximated here.
@@ -65,6 +70,11 @@ class Ctx:
     def on_error(self) -> str:
         return self.name("error")
 
+    @property
+    def lock_lost(self) -> str:
+        """Where a save whose IfMatch failed goes (built by the compiler): the run stops."""
+        return self.name("lock-lost")
+
 
 class NoAslForm(Exception):
     """A state the compiler cannot turn into ASL (the message says why)."""
@@ -93,19 +103,49 @@ def lock_key() -> str:
     return "States.Format('{}.lock', $.settings.environment)"
 
 
-def record(state: str, status: str, *, error: bool = False) -> State:
-    """Parameters of a Pass state building the run record (abfsm/record.py's schema)."""
+# The time a state was entered, to the second, as records hold it (clock.utc_iso). AWS gives
+# `2026-12-01T10:15:00.123Z`, moto `2026-12-01T10:15:00.123456+00:00`: cut at . + or Z.
+NOW = ("States.Format('{}Z', States.ArrayGetItem(States.StringSplit($$.State.EnteredTime, "
+       "'.+Z'), 0))")
+
+
+def record(state: str, status: str, *, error: bool = False, exit_code: int | None = None) -> State:
+    """Parameters of a Pass state building the run record (abfsm/record.py's schema).
+
+    `state` is a state's name, or a path to one (`$.resume.from`). The heartbeat is the time
+    the building state was entered; the history is `$.hist.list`; the context is the plan
+    with the count at the state's entry (`$.hist.ctx`). `error`: the record of a failure
+    (last_error, and failed_state: the source of the move into it); `exit_code`: of a
+    final state (finished_at set too).
+    """
     doc: State = {
         "kind": "abfsm.run", "schema": 1, "spec_version": 1, "engine": "stepfunctions",
         "run_id.$": "$.run_id", "environment.$": "$.settings.environment",
-        "state": state, "status": status, "started_at.$": "$.started_at",
-        "heartbeat.$": "$.started_at", "settings.$": "$.settings",
+        ("state.$" if state.startswith("$.") else "state"): state, "status": status,
+        "started_at.$": "$.started_at", "heartbeat.$": NOW, "settings.$": "$.settings",
+        "context.$": "States.JsonMerge($.plan, $.hist.ctx, false)",
+        "history.$": "$.hist.list",
         "execution_arn.$": "$$.Execution.Id",
         "started_by": {"user": "stepfunctions", "host": "states.amazonaws.com"},
     }
     if error:
         doc["last_error.$"] = "$.error.Cause"
+        doc["failed_state.$"] = "$.move.src"
+    if exit_code is not None:
+        doc["exit_code"] = exit_code
+        doc["finished_at.$"] = NOW
     return doc
+
+
+def save(ctx: Ctx, next_: str, *, catch: str | None = None, etag: str = "$.lock.etag") -> State:
+    """PutObject of `$.record` to ENV.lock with IfMatch on the ETag at `etag`; the new ETag
+    goes to `$.lock`. A failed condition (the lock removed or replaced) goes to `catch`, by
+    default `STATE.lock-lost`: the run stops."""
+    return task(ctx, "s3", "putObject", {
+        "Bucket.$": "$.settings.lock_bucket_name", "Key.$": lock_key(),
+        "Body.$": "States.JsonToString($.record)", "IfMatch.$": etag,
+        "ContentType": "application/json"}, next_,
+        selector={"etag.$": "$.ETag"}, result_path="$.lock", catch=catch or ctx.lock_lost)
 
 
 def _pass(next_: str, parameters: Mapping[str, Any] | None = None,
@@ -131,10 +171,13 @@ def _describe(ctx: Ctx, names: str, next_: str, result_path: str) -> State:
 
 
 def _poll_loop(ctx: Ctx, first: str, what: str) -> States:
-    """`STATE.count` (poll +1), `STATE.timeout?` and `STATE.sleep`: the wait's tail.
+    """`STATE.count` (poll +1), `STATE.timeout?`, `STATE.sleep` and `STATE.beat` /
+    `STATE.beat-save`: the wait's tail.
 
     A poll that did not see it done goes to `STATE.count`; after `$.limits.polls` polls the
-    state fails with abfsm.WaitTimeout naming what it waited for.
+    state fails with abfsm.WaitTimeout naming what it waited for. After each sleep the run
+    record is saved with a fresh heartbeat (one PutObject per poll, as the local engine
+    does), so `abfsm status` sees the execution alive; a lost lock stops it there.
     """
     return {
         ctx.name("count"): _pass(ctx.name("timeout?"),
@@ -148,7 +191,10 @@ def _poll_loop(ctx: Ctx, first: str, what: str) -> States:
             "Error": "abfsm.WaitTimeout",
             "Cause.$": f"States.Format('{what} not reached after {{}} polls', "
                        "$.poll.n)"}, "$.error"),
-        ctx.name("sleep"): {"Type": "Wait", "SecondsPath": "$.limits.interval", "Next": first},
+        ctx.name("sleep"): {"Type": "Wait", "SecondsPath": "$.limits.interval",
+                            "Next": ctx.name("beat")},
+        ctx.name("beat"): _pass(ctx.name("beat-save"), record(ctx.state, "running"), "$.record"),
+        ctx.name("beat-save"): save(ctx, first),
     }
 
 
@@ -447,8 +493,9 @@ def bake(ctx: Ctx) -> States:
     `limits.interval`, that every instance of the target ASG is still InService and Healthy
     there and serving in every load balancer of the plan, and that no watched alarm is in
     ALARM; the first poll that sees otherwise fails the state.
-    The last sleep is what is left of `seconds` (5 s at 2 s: polls at 0, 2, 4, 5 s). 0
-    seconds: baked at once, no API call."""
+    The last sleep is what is left of `seconds` (5 s at 2 s: polls at 0, 2, 4, 5 s); after
+    each sleep the record is saved with a fresh heartbeat. 0 seconds: baked at once, no API
+    call."""
     seconds = ctx.params.get("seconds")
     if seconds is not None and float(seconds) <= 0:
         return {ctx.name(): _pass(ctx.to("baked"))}
@@ -489,10 +536,13 @@ def bake(ctx: Ctx) -> States:
             {"Variable": "$.bake.left", "NumericLessThanPath": "$.limits.interval",
              "Next": s("sleep-left")}], "Default": s("sleep")},
         s("sleep-left"): {"Type": "Wait", "SecondsPath": "$.bake.left", "Next": s("end")},
-        s("end"): _pass(s("alarms"), {**keep, "elapsed.$": "$.bake.seconds"}, "$.bake"),
+        s("end"): _pass(s("beat"), {**keep, "elapsed.$": "$.bake.seconds"}, "$.bake"),
         s("sleep"): {"Type": "Wait", "SecondsPath": "$.limits.interval", "Next": s("tick")},
-        s("tick"): _pass(s("alarms"), {**keep, "elapsed.$": (
+        s("tick"): _pass(s("beat"), {**keep, "elapsed.$": (
             "States.MathAdd($.bake.elapsed, $.limits.interval)")}, "$.bake"),
+        # after each sleep the record is saved with a fresh heartbeat, as the waits do
+        s("beat"): _pass(s("beat-save"), record(ctx.state, "running"), "$.record"),
+        s("beat-save"): save(ctx, s("alarms")),
     }
 
 

@@ -26,7 +26,7 @@ from abfsm.context import Settings
 from abfsm.sfn.compiler import LIMITS_FROM, REQUIRED, refused_settings, wait_limits
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
-NOT_SETTINGS = ("help", "state_machine_arn", "wait")  # `sfn start`'s own flags
+NOT_SETTINGS = ("help", "state_machine_arn", "wait", "resume", "from_state")  # `sfn start`'s own flags
 _TYPES: dict[Any, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 

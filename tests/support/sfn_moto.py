@@ -175,8 +175,9 @@ def run_sfn(settings: Settings, extra: Sequence[str] = ()) -> int:
     code, arn = cli("sfn", "deploy", "--name", "abfsm", "--role-arn", ROLE, "--region", REGION,
                     *spec)
     assert code == 0 and arn.startswith("arn:aws:states:"), arn
-    code, execution = cli("sfn", "start", "--state-machine-arn", arn, *start_argv(settings),
-                           *extra, "--region", REGION, "--wait")
+    code, out = cli("sfn", "start", "--state-machine-arn", arn, *start_argv(settings),
+                     *extra, "--region", REGION, "--wait")
+    execution = out.splitlines()[0]  # the ARN, then the followed execution's log lines
     assert execution.startswith("arn:aws:states:") and ":execution:abfsm:" in execution
     history = client_factory()("stepfunctions").get_execution_history(
         executionArn=execution, maxResults=1000)["events"]

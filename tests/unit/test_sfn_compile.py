@@ -104,9 +104,11 @@ def test_errors_route_to_rollback_only_where_the_spec_declares_it():
     states = _packaged()["States"]
     route = states["scale.route"]
     assert route["Choices"] == [{"Variable": "$.settings.rollback_on_failure",
-                                 "BooleanEquals": True, "Next": "rollback"}]
-    assert route["Default"] == "failed"
-    assert states["inspect.route"] == {"Type": "Pass", "Next": "failed"}
+                                 "BooleanEquals": True, "Next": "scale.on-rollback"}]
+    assert route["Default"] == "scale.on-fail"
+    assert states["scale.on-rollback"]["Next"] == "rollback"
+    assert states["scale.on-fail"]["Next"] == "failed"
+    assert states["inspect.route"] == {"Type": "Pass", "Next": "inspect.on-fail"}
 
 
 def test_final_states_fail_with_the_abfsm_error_names():
@@ -123,7 +125,8 @@ def test_waits_are_wait_and_choice_loops_with_a_poll_counter():
     """wait-instances sleeps $.limits.interval and gives up after $.limits.polls polls."""
     states = _packaged()["States"]
     assert states["wait-instances.sleep"] == {"Type": "Wait", "SecondsPath": "$.limits.interval",
-                                              "Next": "wait-instances.alarms"}
+                                              "Next": "wait-instances.beat"}
+    assert states["wait-instances.beat-save"]["Next"] == "wait-instances.alarms"
     choice = states["wait-instances.timeout?"]["Choices"][0]
     assert choice["NumericGreaterThanEqualsPath"] == "$.limits.polls"
     assert states["wait-instances.timed-out"]["Next"] == "wait-instances.error"
@@ -131,7 +134,7 @@ def test_waits_are_wait_and_choice_loops_with_a_poll_counter():
 
 def test_state_count_of_the_packaged_machine():
     """The packaged machine has a known number of ASL states (the golden file's)."""
-    assert state_count(_packaged()) == len(json.loads(GOLDEN.read_text())["States"]) == 200
+    assert state_count(_packaged()) == len(json.loads(GOLDEN.read_text())["States"]) == 293
 
 
 def test_a_hook_state_is_refused_at_compile_with_exit_2(tmp_path, capsys):

@@ -116,10 +116,12 @@ def test_input_schema_prints_the_schema(capsys):
 
 
 def test_the_machine_starts_at_abfsm_input():
-    """The compiled machine's StartAt is abfsm.input; its chain leads to the spec's initial."""
+    """The compiled machine's StartAt is abfsm.input; its chain leads through abfsm.resume?
+    to the spec's initial."""
     doc = compile_spec(load_spec(None, ACTIONS))
     assert doc["StartAt"] == INPUT == "abfsm.input"
-    assert doc["States"]["abfsm.input.check"]["Default"] == "locked"
+    assert doc["States"]["abfsm.input.check"]["Default"] == "abfsm.resume?"
+    assert doc["States"]["abfsm.resume?"]["Default"] == "locked"
 
 
 def test_the_entry_ends_at_next_or_fails_with_invalid_input():
