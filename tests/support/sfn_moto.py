@@ -22,7 +22,7 @@ import contextlib
 import io
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,12 +170,15 @@ def cli(*argv: str) -> tuple[int, str]:
     return code, out.getvalue().strip()
 
 
-def run_sfn(settings: Settings) -> int:
-    """`abfsm sfn deploy`, then `abfsm sfn start --wait` (in process, against moto)."""
-    code, arn = cli("sfn", "deploy", "--name", "abfsm", "--role-arn", ROLE, "--region", REGION)
+def run_sfn(settings: Settings, extra: Sequence[str] = ()) -> int:
+    """`abfsm sfn deploy` (of `settings.spec`, if any), then `abfsm sfn start --wait` with
+    `extra` flags besides start_argv's (in process, against moto)."""
+    spec = ["--spec", settings.spec] if settings.spec else []
+    code, arn = cli("sfn", "deploy", "--name", "abfsm", "--role-arn", ROLE, "--region", REGION,
+                    *spec)
     assert code == 0 and arn.startswith("arn:aws:states:"), arn
     code, out = cli("sfn", "start", "--state-machine-arn", arn, *start_argv(settings),
-                     "--region", REGION, "--wait")
+                     *extra, "--region", REGION, "--wait")
     execution = out.splitlines()[0]  # the ARN, then the followed execution's log lines
     assert execution.startswith("arn:aws:states:") and ":execution:abfsm:" in execution
     history = client_factory()("stepfunctions").get_execution_history(
@@ -183,7 +186,7 @@ def run_sfn(settings: Settings) -> int:
     calls = [json.loads(e["taskScheduledEventDetails"]["parameters"]) for e in history
              if e["type"] == "TaskScheduled"
              and e["taskScheduledEventDetails"]["resource"] == "updateAutoScalingGroup"]
-    SCALED[:] = [c["DesiredCapacity"] for c in calls if c["DesiredCapacity"] > 0]
+    SCALED[:] = [c["DesiredCapacity"] for c in calls if c.get("DesiredCapacity", 0) > 0]
     return code
 
 
