@@ -31,7 +31,9 @@ def _machine() -> str:
 
 
 def _start(machine: str, *extra: str) -> tuple[int, str]:
-    return cli("sfn", "start", "--state-machine-arn", machine, "--region", REGION, *extra)
+    """(exit code, the execution ARN: the first line; with --wait the log follows it)."""
+    code, out = cli("sfn", "start", "--state-machine-arn", machine, "--region", REGION, *extra)
+    return code, (out.splitlines() or [""])[0]
 
 
 def _resume(machine: str, *extra: str) -> tuple[int, str]:
