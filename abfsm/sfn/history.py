@@ -247,7 +247,7 @@ class HistoryMapper:
         params = _json(e.data)
         if service == "s3" and api == "putObject" and params.get("IfNoneMatch") == "*":
             self._lock_put = not self._lock_taken
-        if service != "s3":  # the lock and the record's saves are no work of the state's
+        if not (service == "s3" and "IfMatch" in params):  # the record's own saves do not count
             self._calls += 1
         if api.startswith(_READS):
             return []
