@@ -187,7 +187,7 @@ def _invalid(cause: str) -> State:
 def refused_settings() -> list[tuple[str, str]]:
     """(setting, why) for each setting `sfn start` refuses away from its default: dry_run,
     and each one engine.UNSUPPORTED names (found by trying a value other than the default)."""
-    from abfsm.sfn.engine import UNSUPPORTED  # engine imports this module
+    from abfsm.sfn.engine import UNSUPPORTED, unsupported_reason  # engine imports this module
 
     defaults = Settings("-").to_dict()
     out = [("dry_run", "an execution changes AWS; for the plan run `abfsm deploy --dry-run` "
@@ -201,8 +201,7 @@ def refused_settings() -> list[tuple[str, str]]:
         probed = Settings("-", **{f.name: probe})
         for flag, used in UNSUPPORTED:
             if used(probed):
-                out.append((f.name, f"{flag} is not supported by the Step Functions engine yet "
-                                    "(use `abfsm deploy`)"))
+                out.append((f.name, unsupported_reason(flag)))
                 break
     return out
 

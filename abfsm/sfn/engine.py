@@ -16,6 +16,7 @@ state (abfsm/sfn/compiler.py resume_entry()).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -43,12 +44,21 @@ FOLLOW_INTERVAL_S = 2.0
 
 # What this preview does not compile yet: refused by `sfn start` (exit 2, no AWS call).
 UNSUPPORTED: tuple[tuple[str, Callable[[Settings], bool]], ...] = (
-    ("--elb-name / --target-group-arn", lambda s: bool(s.elb_names or s.target_group_arns)),
-    ("--bake-time", lambda s: s.bake_time > 0),
-    ("--alarm / --alarm-prefix", lambda s: bool(s.alarms or s.alarm_prefix)),
-    ("--launch-template-version / --image-id", lambda s: bool(s.launch_template_version
-                                                             or s.image_id)),
+    ("--image-id", lambda s: bool(s.image_id)),
 )
+_WHY = {
+    "--image-id": "--image-id needs ec2:CreateLaunchTemplateVersion, which the state machine "
+                  "does not call (it uses autoscaling, elasticloadbalancing, s3 and cloudwatch "
+                  "only): create the version first (aws ec2 create-launch-template-version "
+                  "--source-version N --launch-template-data ImageId=AMI ...) and pass "
+                  "--launch-template-version with its number",
+}
+
+
+def unsupported_reason(flag: str) -> str:
+    """Why `sfn start` (and the machine's input check) refuses an UNSUPPORTED flag."""
+    return _WHY.get(flag, f"{flag} is not supported by the Step Functions engine yet "
+                          "(use `abfsm deploy`)")
 
 
 def compile_document(spec: Spec) -> str:
@@ -67,8 +77,7 @@ def check_start(settings: Settings, state_machine_arn: str) -> None:
         raise UsageError("--lock-bucket-name is required: an execution has no local lock")
     for flag, used in UNSUPPORTED:
         if used(settings):
-            raise UsageError(f"{flag} is not supported by the Step Functions engine yet "
-                             "(use `abfsm deploy`)")
+            raise UsageError(unsupported_reason(flag))
 
 
 def check_notify(flags: list[str], wait: bool) -> None:
@@ -96,9 +105,14 @@ def check_deploy(name: str, role_arn: str) -> None:
 
 def execution_input(settings: Settings, run_id: str, started_at: str) -> dict[str, Any]:
     """The execution's input document: the flags, the run's id and the waits' limits (the
-    machine fills what another starter leaves out: compiler.input_states)."""
+    machine fills what another starter leaves out: compiler.input_states), and with
+    --bake-time `limits.bake`: it rounded up to whole seconds (a Wait takes no fractions;
+    without it, the machine rounds settings.bake_time to the nearest second)."""
+    limits: dict[str, Any] = wait_limits(settings)
+    if settings.bake_time > 0:
+        limits["bake"] = math.ceil(settings.bake_time)
     return {"run_id": run_id, "started_at": started_at, "settings": settings.to_dict(),
-            "limits": wait_limits(settings)}
+            "limits": limits}
 
 
 def deploy_machine(services: Services, spec: Spec, name: str, role_arn: str) -> tuple[str, bool]:
@@ -345,10 +359,15 @@ def role_policy(spec: Spec, lock_bucket: str | None) -> dict[str, Any]:
     s3 = sorted({iam_action("s3", _pascal(api)) for svc, api in used_integrations(doc)
                  if svc == "s3"})
     other = sorted({iam_action(_BOTO.get(svc, svc), _pascal(api))
-                    for svc, api in used_integrations(doc) if svc != "s3"})
+                    for svc, api in used_integrations(doc) if svc not in ("s3", "cloudwatch")})
+    alarms = sorted({iam_action(svc, _pascal(api)) for svc, api in used_integrations(doc)
+                     if svc == "cloudwatch"})
     statements: list[dict[str, Any]] = []
     if other:
         statements.append({"Sid": "AbfsmAsgsAndLoadBalancers", "Effect": "Allow", "Action": other,
+                           "Resource": "*"})
+    if alarms:  # "*": DescribeAlarms answers composite alarms only to an unscoped grant
+        statements.append({"Sid": "AbfsmAlarms", "Effect": "Allow", "Action": alarms,
                            "Resource": "*"})
     if s3:
         statements.append({"Sid": "AbfsmLock", "Effect": "Allow", "Action": s3,

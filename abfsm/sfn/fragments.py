@@ -9,14 +9,16 @@ compiler refuses a spec that uses it.
 
 The execution's document: `$.settings` (the deploy flags, Settings.to_dict()), `$.run_id`,
 `$.started_at`, `$.limits` (`interval` and `polls`: the waits' Wait seconds and poll count,
-computed by `sfn start` from --update-timeout and --health-check-timeout), then what the
-states add: `$.lock` (the lock's current ETag), `$.plan` (what inspect decided: context.Plan's
-fields), `$.count` (the target count `n`, the `step` and this step's `desired`), `$.procs`
-(for the ASG to fill, `target`, and the one to drain, `old`: the suspended processes to
-resume for the run with --resume-processes, as `names` and their count `n`), `$.move` (the
-last transition), `$.hist` (the history: `list`, and `text`, the same entries as JSON each
-followed by a comma, which is how an entry is appended without JSONata), `$.record` (the run
-record last built), `$.error`. The compiler builds the entries of the spec states
+computed by `sfn start` from --update-timeout and --health-check-timeout; `bake`: --bake-time
+in whole seconds, given by `sfn start` only), then what the states add: `$.lock` (the lock's
+current ETag), `$.plan` (what inspect decided: context.Plan's fields, the load balancers to
+wait for included), `$.count` (the target count `n`, the `step` and this step's `desired`),
+`$.procs` (for the ASG to fill, `target`, and the one to drain, `old`: the suspended
+processes to resume for the run with --resume-processes, as `names` and their count `n`),
+`$.move` (the last transition), `$.hist` (the history: `list`, and `text`, the same entries
+as JSON each followed by a comma, which is how an entry is appended without JSONata),
+`$.record` (the run record last built), `$.error`, and the scratch of the gates: `$.named`,
+`$.watch` (alarms read this poll), `$.bake` (seconds, elapsed). The compiler builds the entries of the spec states
 (abfsm/sfn/compiler.py); `record()` and `save()` are what they and the waits' heartbeats use.
 
 What this preview does not compile yet is refused by `sfn start` before any AWS call
@@ -535,7 +537,16 @@ def _inspect_tail(ctx: Ctx) -> States:
              "Next": s("stuck-target")},
             {"And": [keep, {"Variable": "$.procs.old.n", "NumericGreaterThan": 0}],
              "Next": s("stuck-old")}],
-            "Default": s("outcome")},
+            "Default": s("gates?")},
+        # the gates before anything changes, when an ASG is to be filled: the load
+        # balancers to wait for, the alarms, the launch template version
+        s("gates?"): {"Type": "Choice", "Choices": [
+            {"Or": [{"Variable": "$.d.trigger", "StringEquals": "deploy"},
+                    {"Variable": "$.d.trigger", "StringEquals": "empty_first"}],
+             "Next": s("lbs")}], "Default": s("outcome")},
+        **wait_for_lbs(ctx, s("alarms")),
+        **_alarm_watch(ctx, s("version"), before_deploy=True),
+        **launch_template_version(ctx, s("outcome")),
         s("stuck-target"): _refuse(
             f"States.Format('{stuck}', $.plan.target, $.procs.target.words, $.plan.target, "
             "$.procs.target.args)", ctx.to("refuse")),
@@ -591,7 +602,8 @@ def scale_step(ctx: Ctx) -> States:
 def wait_instances(ctx: Ctx) -> States:
     """Poll the target ASG until the step's count is InService and Healthy; next_step while
     steps remain. Ready instances are counted without JSONPath filters: a Map marks each
-    instance with its id or "-", and the distinct marks are counted."""
+    instance with its id or "-", and the distinct marks are counted. Each poll reads the
+    watched alarms first (`_alarm_watch`)."""
     s = ctx.name
     ready = {"And": [{"Variable": "$.InstanceId", "IsPresent": True},
                      {"Variable": "$.LifecycleState", "StringEquals": "InService"},
@@ -602,7 +614,8 @@ def wait_instances(ctx: Ctx) -> States:
                   "End": True},
         "not-ready": {"Type": "Pass", "Result": "-", "End": True}}}
     return {
-        s(): _pass(s("describe"), {"n": 0}, "$.poll"),
+        s(): _pass(s("alarms"), {"n": 0}, "$.poll"),
+        **_alarm_watch(ctx, s("describe")),
         s("describe"): _describe(ctx, "States.Array($.plan.target)", s("group"), "$.w"),
         s("group"): _pass(s("mark"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
         s("mark"): {"Type": "Map", "ItemsPath": "$.w.g.Instances",
@@ -631,7 +644,7 @@ def wait_instances(ctx: Ctx) -> States:
              "Next": s("last")}], "Default": ctx.to("next_step")},
         s("last"): _pass(ctx.to("next_step"), {"n.$": "$.count.n", "step.$": "$.count.step",
                                                "desired.$": "$.count.n"}, "$.count"),
-        **_poll_loop(ctx, s("describe"), "the step instances InService and Healthy"),
+        **_poll_loop(ctx, s("alarms"), "the step instances InService and Healthy"),
     }
 
 
@@ -687,13 +700,56 @@ def _lb_health() -> State:
         "not-yet": {"Type": "Pass", "Result": "-", "End": True}}}
 
 
+def _serving(ctx: Ctx, next_: str, *, in_asg: bool = False) -> State:
+    """An inline Map over the target ASG's instances (`$.w.g.Instances`) marking each "ok"
+    when it is healthy in every target group and InService in every classic ELB of the plan
+    (and, `in_asg`, InService and Healthy in the ASG), else "-"; marks in `$.w.marks`."""
+    per_instance = _lb_health()
+    selector = {"id.$": "$$.Map.Item.Value.InstanceId", "tgs.$": "$.plan.target_groups",
+                "lbs.$": "$.plan.load_balancers"}
+    if in_asg:
+        selector |= {"lifecycle.$": "$$.Map.Item.Value.LifecycleState",
+                     "health.$": "$$.Map.Item.Value.HealthStatus"}
+        per_instance = {"StartAt": "asg", "States": {
+            "asg": {"Type": "Choice", "Choices": [{"And": [
+                {"Variable": "$.lifecycle", "StringEquals": "InService"},
+                {"Variable": "$.health", "StringEquals": "Healthy"}], "Next": "tg"}],
+                "Default": "not-yet"}, **per_instance["States"]}}
+    return {"Type": "Map", "ItemsPath": "$.w.g.Instances", "ItemSelector": selector,
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **per_instance},
+            "ResultPath": "$.w.marks",
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                       "Next": ctx.on_error}],
+            "Next": next_}
+
+
+def _serving_poll(ctx: Ctx, serving: str, not_yet: str, *, in_asg: bool = False) -> States:
+    """`STATE.describe` to `STATE.serving?`: the target ASG read, each instance checked
+    (`_serving`), then `serving` when none is "-" and there are at least the target count
+    (never with fewer), else `not_yet`."""
+    s = ctx.name
+    return {
+        s("describe"): _describe(ctx, "States.Array($.plan.target)", s("group"), "$.w"),
+        s("group"): _pass(s("check"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
+        s("check"): _serving(ctx, s("tally"), in_asg=in_asg),
+        s("tally"): _pass(s("serving?"), {"no.$": "States.ArrayContains($.w.marks, '-')",
+                                          "n.$": "States.ArrayLength($.w.marks)"}, "$.w"),
+        s("serving?"): {"Type": "Choice", "Choices": [
+            {"And": [{"Variable": "$.w.no", "BooleanEquals": False},
+                     {"Variable": "$.w.n", "NumericGreaterThanEqualsPath": "$.count.n"}],
+             "Next": serving}],
+            "Default": not_yet},
+    }
+
+
 def wait_elb(ctx: Ctx) -> States:
     """Poll until every InService instance of the target ASG is healthy in each of its
     target groups (DescribeTargetHealth) and InService in each classic ELB
     (DescribeInstanceHealth), one call per instance and load balancer per poll; the old
-    ASG's instances never count. No load balancer attached (or --no-elb-check): skipped."""
+    ASG's instances never count. The load balancers are the plan's (named by --elb-name /
+    --target-group-arn, else discovered: see `wait_for_lbs`); none (or --no-elb-check):
+    skipped. Each poll reads the watched alarms first (`_alarm_watch`)."""
     s = ctx.name
-    per_instance = _lb_health()
     return {
         s(): {"Type": "Choice", "Choices": [
             {"Variable": "$.settings.no_elb_check", "BooleanEquals": True,
@@ -705,34 +761,70 @@ def wait_elb(ctx: Ctx) -> States:
             {"And": [{"Variable": "$.w.tgs", "NumericEquals": 0},
                      {"Variable": "$.w.lbs", "NumericEquals": 0}], "Next": ctx.to("healthy")}],
             "Default": s("start")},
-        s("start"): _pass(s("describe"), {"n": 0}, "$.poll"),
-        s("describe"): _describe(ctx, "States.Array($.plan.target)", s("group"), "$.w"),
-        s("group"): _pass(s("check"), {"g.$": "States.ArrayGetItem($.w.groups, 0)"}, "$.w"),
-        s("check"): {"Type": "Map", "ItemsPath": "$.w.g.Instances",
-                     "ItemSelector": {"id.$": "$$.Map.Item.Value.InstanceId",
-                                      "tgs.$": "$.plan.target_groups",
-                                      "lbs.$": "$.plan.load_balancers"},
-                     "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **per_instance},
-                     "ResultPath": "$.w.marks",
-                     "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
-                                "Next": ctx.on_error}],
-                     "Next": s("tally")},
-        s("tally"): _pass(s("healthy?"), {"no.$": "States.ArrayContains($.w.marks, '-')",
-                                          "n.$": "States.ArrayLength($.w.marks)"}, "$.w"),
-        s("healthy?"): {"Type": "Choice", "Choices": [  # never with fewer than the count
-            {"And": [{"Variable": "$.w.no", "BooleanEquals": False},
-                     {"Variable": "$.w.n", "NumericGreaterThanEqualsPath": "$.count.n"}],
-             "Next": ctx.to("healthy")}],
-            "Default": s("count")},
-        **_poll_loop(ctx, s("describe"), "every new instance healthy in its load balancers"),
+        s("start"): _pass(s("alarms"), {"n": 0}, "$.poll"),
+        **_alarm_watch(ctx, s("describe")),
+        **_serving_poll(ctx, ctx.to("healthy"), s("count")),
+        **_poll_loop(ctx, s("alarms"), "every new instance healthy in its load balancers"),
     }
 
 
 def bake(ctx: Ctx) -> States:
-    if ctx.params.get("seconds"):
-        raise NoAslForm("bake with seconds has no Step Functions form yet (the sfn engine "
-                        "compiles bake time 0 only)")
-    return {ctx.name(): _pass(ctx.to("baked"))}
+    """For `seconds` (param, else --bake-time: the input's `limits.bake`, whole seconds, or
+    without it settings.bake_time rounded to the nearest second) re-check, at once and every
+    `limits.interval`, that every instance of the target ASG is still InService and Healthy
+    there and serving in every load balancer of the plan, and that no watched alarm is in
+    ALARM; the first poll that sees otherwise fails the state.
+    The last sleep is what is left of `seconds` (5 s at 2 s: polls at 0, 2, 4, 5 s); after
+    each sleep the record is saved with a fresh heartbeat. 0 seconds: baked at once, no API
+    call."""
+    seconds = ctx.params.get("seconds")
+    if seconds is not None and float(seconds) <= 0:
+        return {ctx.name(): _pass(ctx.to("baked"))}
+    s = ctx.name
+    keep = {"seconds.$": "$.bake.seconds"}
+    if seconds is None:  # --bake-time: limits.bake from `sfn start`, else rounded here
+        length: States = {
+            s(): {"Type": "Choice", "Choices": [
+                {"Variable": "$.limits.bake", "IsPresent": True, "Next": s("given")}],
+                "Default": s("rounded")},
+            s("given"): _pass(s("bake?"), {"seconds.$": "$.limits.bake", "elapsed": 0},
+                              "$.bake"),
+            s("rounded"): _pass(s("bake?"), {
+                "seconds.$": "States.MathAdd($.settings.bake_time, 0)", "elapsed": 0}, "$.bake")}
+    else:
+        length = {s(): _pass(s("bake?"), {"seconds": math.ceil(float(seconds)), "elapsed": 0},
+                             "$.bake")}
+    return {
+        **length,
+        s("bake?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.bake.seconds", "NumericLessThanEquals": 0, "Next": ctx.to("baked")}],
+            "Default": s("alarms")},
+        **_alarm_watch(ctx, s("describe")),
+        **_serving_poll(ctx, s("over?"), s("dropped"), in_asg=True),
+        s("dropped"): _pass(ctx.on_error, {
+            "Error": "abfsm.StateFailed",
+            "Cause.$": "States.Format('an instance of {} dropped out after {} s of {} s ({} "
+                       "seen, {} expected, each InService and Healthy in the ASG and serving in "
+                       "every load balancer)', $.plan.target, $.bake.elapsed, $.bake.seconds, "
+                       "$.w.n, $.count.n)"}, "$.error"),
+        s("over?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.bake.elapsed", "NumericGreaterThanEqualsPath": "$.bake.seconds",
+             "Next": ctx.to("baked")}], "Default": s("left")},
+        s("left"): _pass(s("short?"), {**keep, "elapsed.$": "$.bake.elapsed", "left.$": (
+            "States.MathAdd($.bake.seconds, "
+            "States.StringToJson(States.Format('-{}', $.bake.elapsed)))")}, "$.bake"),
+        s("short?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.bake.left", "NumericLessThanPath": "$.limits.interval",
+             "Next": s("sleep-left")}], "Default": s("sleep")},
+        s("sleep-left"): {"Type": "Wait", "SecondsPath": "$.bake.left", "Next": s("end")},
+        s("end"): _pass(s("beat"), {**keep, "elapsed.$": "$.bake.seconds"}, "$.bake"),
+        s("sleep"): {"Type": "Wait", "SecondsPath": "$.limits.interval", "Next": s("tick")},
+        s("tick"): _pass(s("beat"), {**keep, "elapsed.$": (
+            "States.MathAdd($.bake.elapsed, $.limits.interval)")}, "$.bake"),
+        # after each sleep the record is saved with a fresh heartbeat, as the waits do
+        s("beat"): _pass(s("beat-save"), record(ctx.state, "running"), "$.record"),
+        s("beat-save"): save(ctx, s("alarms")),
+    }
 
 
 def drain(ctx: Ctx) -> States:
@@ -852,7 +944,9 @@ def _still_registered(ctx: Ctx, kind: str, next_: str) -> State:
 
 def rollback(ctx: Ctx) -> States:
     """actions/rollback: the new ASG back to MinSize and desired 0; what --resume-processes
-    resumed on it suspended again (with Terminate among them, once it is empty)."""
+    resumed on it suspended again (with Terminate among them, once it is empty); then its
+    launch template version back to the one it had when this run set it
+    (`launch_template_version`), if it did."""
     s = ctx.name
     return {
         s(): task(ctx, "autoscaling", "updateAutoScalingGroup", {
@@ -860,7 +954,7 @@ def rollback(ctx: Ctx) -> States:
             s("resumed?")),
         s("resumed?"): {"Type": "Choice", "Choices": [
             {**_resumed("target", "n"), "Next": s("terminate?")}],
-            "Default": ctx.to("rolled_back")},
+            "Default": s("version?")},
         s("terminate?"): {"Type": "Choice", "Choices": [
             {"Variable": "$.procs.target.terminate", "BooleanEquals": True, "Next": s("start")}],
             "Default": s("suspend")},
@@ -874,7 +968,11 @@ def rollback(ctx: Ctx) -> States:
         **_poll_loop(ctx, s("describe"), "the new ASG empty"),
         s("suspend"): task(ctx, "autoscaling", "suspendProcesses", {
             "AutoScalingGroupName.$": "$.plan.target", "ScalingProcesses.$": "$.procs.target.names"},
-            ctx.to("rolled_back")),
+            s("version?")),
+        s("version?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.plan.version.set", "IsPresent": True, "Next": s("version")}],
+            "Default": ctx.to("rolled_back")},
+        s("version"): _set_version(ctx, "$.plan.version.from", ctx.to("rolled_back")),
     }
 
 
@@ -980,6 +1078,208 @@ def _timeout_of(ctx: Ctx) -> tuple[int, str | None]:
     if isinstance(value, str):
         return 0, f"$.limits.seconds.{value}"
     return max(1, math.ceil(value)), None
+
+# --- the gates: named load balancers, alarms (used by inspect and the waits) ---------------
+
+def wait_for_lbs(ctx: Ctx, next_: str) -> States:
+    """inspect's choice of the load balancers to wait for (actions/inspect.resolve_lbs), into
+    `$.plan.load_balancers` / `$.plan.target_groups`: none with --no-elb-check; the ones
+    named by --elb-name / --target-group-arn (only those), each verified attached to the
+    target ASG or refused, nothing changed; else the target's attached ones (discovered)."""
+    s = ctx.name
+    count = "States.ArrayLength($.settings.{})"
+    return {
+        s("lbs"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.settings.no_elb_check", "BooleanEquals": True,
+             "Next": s("lbs-none")}], "Default": s("lbs-named")},
+        s("lbs-none"): {"Type": "Pass", "Result": [], "ResultPath": "$.plan.load_balancers",
+                        "Next": s("lbs-none-tg")},
+        s("lbs-none-tg"): {"Type": "Pass", "Result": [], "ResultPath": "$.plan.target_groups",
+                           "Next": next_},
+        s("lbs-named"): _pass(s("lbs-named?"), {"elb.$": count.format("elb_names"),
+                                                "tg.$": count.format("target_group_arns")},
+                              "$.named"),
+        s("lbs-named?"): {"Type": "Choice", "Choices": [
+            {"Or": [{"Variable": "$.named.elb", "NumericGreaterThan": 0},
+                    {"Variable": "$.named.tg", "NumericGreaterThan": 0}],
+             "Next": s("lbs-elb")}], "Default": next_},
+        s("lbs-elb"): _attached(ctx, "$.settings.elb_names", "$.plan.load_balancers",
+                                s("lbs-tg")),
+        s("lbs-tg"): _attached(ctx, "$.settings.target_group_arns", "$.plan.target_groups",
+                               s("lbs-use")),
+        s("lbs-not-attached"): _refuse(
+            "States.Format('inspect: {}; it is attached to classic ELB(s) {} and target "
+            "group(s) {}. Nothing was changed', $.error.Cause, $.plan.load_balancers, "
+            "$.plan.target_groups)", ctx.to("refuse")),
+        s("lbs-use"): {"Type": "Pass", "InputPath": "$.settings.elb_names",
+                       "ResultPath": "$.plan.load_balancers", "Next": s("lbs-use-tg")},
+        s("lbs-use-tg"): {"Type": "Pass", "InputPath": "$.settings.target_group_arns",
+                          "ResultPath": "$.plan.target_groups", "Next": next_},
+    }
+
+
+def _attached(ctx: Ctx, names: str, attached: str, next_: str) -> State:
+    """A Map failing with abfsm.NotAttached at the first of `names` not in `attached`."""
+    return {
+        "Type": "Map", "ItemsPath": names, "MaxConcurrency": 1,
+        "ItemSelector": {"name.$": "$$.Map.Item.Value", "attached.$": attached,
+                         "asg.$": "$.plan.target"},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "in", "States": {
+            "in": {"Type": "Pass", "Parameters": {
+                "in.$": "States.ArrayContains($.attached, $.name)",
+                "cause.$": "States.Format('{} is not attached to {}', $.asg, $.name)"},
+                "Next": "attached?"},
+            "attached?": {"Type": "Choice", "Choices": [
+                {"Variable": "$.in", "BooleanEquals": True, "Next": "yes"}], "Default": "no"},
+            "yes": {"Type": "Pass", "End": True},
+            "no": {"Type": "Fail", "Error": "abfsm.NotAttached", "CausePath": "$.cause"}}},
+        "ResultPath": None,
+        "Catch": [{"ErrorEquals": ["abfsm.NotAttached"], "ResultPath": "$.error",
+                   "Next": ctx.name("lbs-not-attached")},
+                  {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": ctx.on_error}],
+        "Next": next_}
+
+
+_ALARM_READ = {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"], "MaxRecords": 100}
+_ALARMS_FOUND = {"metric.$": "$.MetricAlarms", "composite.$": "$.CompositeAlarms"}
+
+
+def _alarm_watch(ctx: Ctx, next_: str, *, before_deploy: bool = False) -> States:
+    """`STATE.alarms`: the watched alarms read, then `next_` (actions/alarms.py): one
+    DescribeAlarms for the --alarm names (skipped without any: an empty AlarmNames would
+    read every alarm) and one for --alarm-prefix. An alarm in ALARM, or a named one not
+    found, fails the state (abfsm.AlarmFired); `before_deploy` (inspect) refuses instead,
+    and a prefix that matches no alarm is refused too."""
+    if ctx.params.get("alarms"):
+        raise NoAslForm(f"params.alarms of {ctx.state!r} has no Step Functions form yet (pass "
+                        "the alarms as --alarm flags)")
+    s = ctx.name
+    fired = s("alarm-refused") if before_deploy else ctx.on_error
+    found = "States.MathAdd(States.ArrayLength($.watch.read.metric), " \
+            "States.ArrayLength($.watch.read.composite))"
+    out: States = {
+        s("alarms"): _pass(s("alarms?"), {"names.$": "States.ArrayLength($.settings.alarms)"},
+                           "$.watch"),
+        s("alarms?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.watch.names", "NumericGreaterThan": 0, "Next": s("alarms-read")}],
+            "Default": s("prefix?")},
+        s("alarms-read"): task(ctx, "cloudwatch", "describeAlarms", {
+            "AlarmNames.$": "$.settings.alarms", **_ALARM_READ}, s("alarms-firing"),
+            selector=_ALARMS_FOUND, result_path="$.watch.read"),
+        s("alarms-firing"): _firing(ctx, "$.watch.read.metric", s("alarms-firing-c"), fired),
+        s("alarms-firing-c"): _firing(ctx, "$.watch.read.composite", s("alarms-found"), fired),
+        s("alarms-found"): _pass(s("alarms-all?"), {"names.$": "$.watch.names",
+                                                    "found.$": found}, "$.watch"),
+        s("alarms-all?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.watch.found", "NumericLessThanPath": "$.watch.names",
+             "Next": s("alarms-missing")}], "Default": s("prefix?")},
+        s("prefix?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.settings.alarm_prefix", "IsString": True,
+             "Next": s("prefix-read")}], "Default": next_},
+        s("prefix-read"): task(ctx, "cloudwatch", "describeAlarms", {
+            "AlarmNamePrefix.$": "$.settings.alarm_prefix", **_ALARM_READ},
+            s("prefix-firing"), selector=_ALARMS_FOUND, result_path="$.watch.read"),
+        s("prefix-firing"): _firing(ctx, "$.watch.read.metric", s("prefix-firing-c"), fired),
+    }
+    if not before_deploy:
+        out[s("prefix-firing-c")] = _firing(ctx, "$.watch.read.composite", next_, fired)
+        out[s("alarms-missing")] = _pass(ctx.on_error, {
+            "Error": "abfsm.AlarmFired",
+            "Cause.$": "States.Format('of the watched CloudWatch alarms {} only {} exist; the "
+                       "gate cannot say yes', $.settings.alarms, $.watch.found)"}, "$.error")
+        return out
+    out |= {
+        s("prefix-firing-c"): _firing(ctx, "$.watch.read.composite", s("prefix-found"), fired),
+        s("prefix-found"): _pass(s("prefix-any?"), {"found.$": found}, "$.watch"),
+        s("prefix-any?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.watch.found", "NumericEquals": 0, "Next": s("prefix-none")}],
+            "Default": next_},
+        s("prefix-none"): _refuse(
+            "States.Format('inspect: no CloudWatch alarm starts with {} (--alarm-prefix)', "
+            "$.settings.alarm_prefix)", ctx.to("refuse")),
+        s("alarms-missing"): _refuse(
+            "States.Format('inspect: of the CloudWatch alarms {} only {} exist (--alarm names "
+            "an existing alarm; check the name and the region)', $.settings.alarms, "
+            "$.watch.found)", ctx.to("refuse")),
+        s("alarm-refused"): _refuse(
+            "States.Format('inspect: {}; nothing was changed (deploying into a firing alarm "
+            "is refused)', $.error.Cause)", ctx.to("refuse")),
+    }
+    return out
+
+
+def launch_template_version(ctx: Ctx, next_: str) -> States:
+    """--launch-template-version V (inspect, last, right before the first scale step): the
+    target ASG re-read; one launching from a launch configuration or from no template is
+    refused, as is a MixedInstancesPolicy (not compiled yet); else one UpdateAutoScalingGroup
+    sets its LaunchTemplate to V, and `$.plan.version` keeps the version it had (`from`) for
+    rollback. V is sent as given: no ec2 call resolves `$Latest` / `$Default` to a number or
+    checks that V exists (`deploy` does, with ec2:DescribeLaunchTemplateVersions)."""
+    s = ctx.name
+    lt = "$.v.g.LaunchTemplate"
+    return {
+        s("version"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.settings.launch_template_version", "IsString": True,
+             "Next": s("version-read")}], "Default": next_},
+        s("version-read"): _describe(ctx, "States.Array($.plan.target)", s("version-group"),
+                                     "$.v"),
+        s("version-group"): _pass(s("version-from?"),
+                                  {"g.$": "States.ArrayGetItem($.v.groups, 0)"}, "$.v"),
+        s("version-from?"): {"Type": "Choice", "Choices": [
+            {"Variable": "$.v.g.MixedInstancesPolicy", "IsPresent": True,
+             "Next": s("version-mixed")},
+            {"Variable": lt, "IsPresent": True, "Next": s("version-plan")},
+            {"Variable": "$.v.g.LaunchConfigurationName", "IsPresent": True,
+             "Next": s("version-lc")}], "Default": s("version-none")},
+        s("version-mixed"): _refuse(
+            "States.Format('inspect: {} launches through a MixedInstancesPolicy, which "
+            "--launch-template-version does not set on the Step Functions engine yet; nothing "
+            "was changed (use abfsm deploy)', $.plan.target)", ctx.to("refuse")),
+        s("version-lc"): _refuse(
+            "States.Format('inspect: {} launches from launch configuration {}; "
+            "--launch-template-version needs a launch template. Nothing was changed. Migrate "
+            "the group to a launch template first', $.plan.target, "
+            "$.v.g.LaunchConfigurationName)", ctx.to("refuse")),
+        s("version-none"): _refuse(
+            "States.Format('inspect: {} names no launch template; nothing was changed', "
+            "$.plan.target)", ctx.to("refuse")),
+        s("version-plan"): _pass(s("version-set"), {
+            "template_id.$": f"{lt}.LaunchTemplateId",
+            "template_name.$": f"{lt}.LaunchTemplateName", "from.$": f"{lt}.Version",
+            "to.$": "$.settings.launch_template_version"}, "$.plan.version"),
+        s("version-set"): _set_version(ctx, "$.plan.version.to", s("version-done")),
+        s("version-done"): {"Type": "Pass", "Result": True, "ResultPath": "$.plan.version.set",
+                            "Next": next_},
+    }
+
+
+def _set_version(ctx: Ctx, version: str, next_: str) -> State:
+    """One UpdateAutoScalingGroup setting the target's launch template to `version` (a path)."""
+    return task(ctx, "autoscaling", "updateAutoScalingGroup", {
+        "AutoScalingGroupName.$": "$.plan.target",
+        "LaunchTemplate": {"LaunchTemplateId.$": "$.plan.version.template_id",
+                           "Version.$": version}}, next_)
+
+
+def _firing(ctx: Ctx, alarms: str, next_: str, fired: str) -> State:
+    """A Map failing with abfsm.AlarmFired (naming the alarm and its StateReason) at the
+    first of `alarms` (DescribeAlarms answers) in ALARM; caught into `$.error` -> `fired`."""
+    return {
+        "Type": "Map", "ItemsPath": alarms, "MaxConcurrency": 1,
+        "ItemSelector": {"a.$": "$$.Map.Item.Value"},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "firing?", "States": {
+            "firing?": {"Type": "Choice", "Choices": [
+                {"Variable": "$.a.StateValue", "StringEquals": "ALARM", "Next": "why"}],
+                "Default": "ok"},
+            "why": {"Type": "Pass", "Parameters": {
+                "cause.$": "States.Format('alarm {} is in ALARM: {}', $.a.AlarmName, "
+                           "$.a.StateReason)"}, "Next": "fired"},
+            "fired": {"Type": "Fail", "Error": "abfsm.AlarmFired", "CausePath": "$.cause"},
+            "ok": {"Type": "Pass", "End": True}}},
+        "ResultPath": None,
+        "Catch": [{"ErrorEquals": ["abfsm.AlarmFired"], "ResultPath": "$.error", "Next": fired},
+                  {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": ctx.on_error}],
+        "Next": next_}
 
 
 FRAGMENTS: dict[str, Callable[[Ctx], States]] = {

@@ -96,7 +96,7 @@ class HistoryMapper:
     _release_failed: bool = False
     _changed: set[str] = field(default_factory=set)
     _last_id: int = 0
-    _calls: int = 0  # tasks the current spec state has scheduled
+    _calls: int = 0  # tasks the current spec state has scheduled (but the record's saves)
     _scaled: int = 0  # scale steps so far
     _steps: int = 0  # steps inspect decided
     _lb_source: str = ""
@@ -148,11 +148,13 @@ class HistoryMapper:
         self.settings = dict(doc.get("settings") or {})
         self.run_id = str(doc.get("run_id") or self.execution_arn.rsplit(":", 1)[-1])
         self.env = str(self.settings.get("environment") or "?")
-        return [_event("run.started", command="sfn start", version=__version__,
-                       spec=self.spec.path, spec_version=self.spec.version,
+        resume = doc.get("resume") if isinstance(doc.get("resume"), Mapping) else None
+        extra = {"from_state": str(resume.get("state"))} if resume and resume.get("state") else {}
+        return [_event("run.started", command="sfn start --resume" if resume else "sfn start",
+                       version=__version__, spec=self.spec.path, spec_version=self.spec.version,
                        lock=self.lock_where, settings=self.settings,
                        started_by={"user": "stepfunctions", "host": "states.amazonaws.com",
-                                   "execution_arn": self.execution_arn})]
+                                   "execution_arn": self.execution_arn}, **extra)]
 
     def _entered_state(self, e: HistoryEvent) -> list[dict[str, Any]]:
         name = e.name or ""
@@ -284,9 +286,12 @@ class HistoryMapper:
             st = self.spec.states[final]
             outcome, description = final, st.description or final
             keeps = st.keeps_lock
-        elif e.error == ERROR_INPUT:  # refused in the machine's entry, before any AWS call
-            outcome, description, keeps = "invalid-input", "refused its input (nothing changed)", False
-            self.state = self.state or "abfsm.input"
+        elif self.state is None and e.error in (ERROR_INPUT, ERROR_REFUSED):
+            # refused in the machine's entry (its input, or a resume it cannot take over)
+            outcome, keeps = ("invalid-input" if e.error == ERROR_INPUT else "refused"), False
+            description = ("refused its input" if e.error == ERROR_INPUT
+                           else "was refused") + " (nothing changed)"
+            self.state = "abfsm.input" if e.error == ERROR_INPUT else "abfsm.resume"
         else:
             outcome = self.status.lower().replace("_", "-")
             description = {"ABORTED": "execution ABORTED (stopped in Step Functions)"}.get(
@@ -308,7 +313,7 @@ class HistoryMapper:
         if self.status != "SUCCEEDED":
             why = e.cause or e.error
             error = why or self.status
-            if final is None and e.error != ERROR_INPUT:
+            if final is None and outcome not in ("invalid-input", "refused"):
                 error = f"execution {self.status}" + (f": {why}" if why else "")
         plan, count = self._doc.get("plan") or {}, self._doc.get("count") or {}
         duration = (e.timestamp - (self._started or e.timestamp)).total_seconds()

@@ -94,7 +94,9 @@ def schema(parser: argparse.ArgumentParser) -> dict[str, Any]:
                                       "limits too (interval = update_timeout rounded up, polls "
                                       "= health_check_timeout / interval + 1), or uses `abfsm "
                                       "sfn start`, which computes them (default: those of the "
-                                      "default timeouts).",
+                                      "default timeouts). `bake` (optional): the bake's "
+                                      "seconds, bake_time rounded up; without it the machine "
+                                      "rounds bake_time to the nearest second.",
                        "type": "object", "required": ["interval", "polls"],
                        "properties": {"interval": {"type": "integer", "minimum": 1},
                                       "polls": {"type": "integer", "minimum": 1},
@@ -105,7 +107,8 @@ def schema(parser: argparse.ArgumentParser) -> dict[str, Any]:
                                                          "waits this long for a decision.",
                                           "type": "object",
                                           "additionalProperties": {"type": "integer",
-                                                                   "minimum": 1}}},
+                                                                   "minimum": 1}},
+                                      "bake": {"type": "integer", "minimum": 0}},
                        "default": limits},
         },
     }

@@ -22,7 +22,7 @@ import contextlib
 import io
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,12 +181,12 @@ def deploy_machine(spec: str | None = None) -> str:
     return arn
 
 
-def run_sfn(settings: Settings) -> int:
-    """`abfsm sfn deploy` (of settings.spec), then `abfsm sfn start --wait` (in process,
-    against moto)."""
+def run_sfn(settings: Settings, extra: Sequence[str] = ()) -> int:
+    """`abfsm sfn deploy` (of `settings.spec`, if any), then `abfsm sfn start --wait` with
+    `extra` flags besides start_argv's (in process, against moto)."""
     arn = deploy_machine(settings.spec)
     code, out = cli("sfn", "start", "--state-machine-arn", arn, *start_argv(settings),
-                     "--region", REGION, "--wait")
+                     *extra, "--region", REGION, "--wait")
     execution = out.splitlines()[0]  # the ARN, then the followed execution's log lines
     assert execution.startswith("arn:aws:states:") and ":execution:abfsm:" in execution
     history = client_factory()("stepfunctions").get_execution_history(
@@ -194,7 +194,7 @@ def run_sfn(settings: Settings) -> int:
     calls = [json.loads(e["taskScheduledEventDetails"]["parameters"]) for e in history
              if e["type"] == "TaskScheduled"
              and e["taskScheduledEventDetails"]["resource"] == "updateAutoScalingGroup"]
-    SCALED[:] = [c["DesiredCapacity"] for c in calls if c["DesiredCapacity"] > 0]
+    SCALED[:] = [c["DesiredCapacity"] for c in calls if c.get("DesiredCapacity", 0) > 0]
     return code
 
 

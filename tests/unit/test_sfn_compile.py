@@ -71,7 +71,7 @@ def test_tasks_are_aws_sdk_calls_with_throttling_retries_and_a_catch():
     top = _packaged()["States"]
     tasks = [st for st in _walk(top) if st["Type"] == "Task"]
     assert {st["Resource"].split(":")[-2] for st in tasks} == {
-        "autoscaling", "s3", "elasticloadbalancing", "elasticloadbalancingv2"}
+        "autoscaling", "s3", "elasticloadbalancing", "elasticloadbalancingv2", "cloudwatch"}
     for st in tasks:
         service = st["Resource"].split(":")[-2]
         assert st["Resource"].startswith("arn:aws:states:::aws-sdk:") and service in SERVICES
@@ -126,7 +126,7 @@ def test_waits_are_wait_and_choice_loops_with_a_poll_counter():
     states = _packaged()["States"]
     assert states["wait-instances.sleep"] == {"Type": "Wait", "SecondsPath": "$.limits.interval",
                                               "Next": "wait-instances.beat"}
-    assert states["wait-instances.beat-save"]["Next"] == "wait-instances.describe"
+    assert states["wait-instances.beat-save"]["Next"] == "wait-instances.alarms"
     choice = states["wait-instances.timeout?"]["Choices"][0]
     assert choice["NumericGreaterThanEqualsPath"] == "$.limits.polls"
     assert states["wait-instances.timed-out"]["Next"] == "wait-instances.error"
@@ -134,7 +134,7 @@ def test_waits_are_wait_and_choice_loops_with_a_poll_counter():
 
 def test_state_count_of_the_packaged_machine():
     """The packaged machine has a known number of ASL states (the golden file's)."""
-    assert state_count(_packaged()) == len(json.loads(GOLDEN.read_text())["States"]) == 294
+    assert state_count(_packaged()) == len(json.loads(GOLDEN.read_text())["States"]) == 385
 
 
 def test_a_hook_state_is_refused_at_compile_with_exit_2(tmp_path, capsys):

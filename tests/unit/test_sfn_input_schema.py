@@ -141,7 +141,8 @@ def test_the_entry_refuses_each_setting_sfn_start_refuses():
     states = input_states("NEXT")
     causes = " ".join(st["Cause"] for st in states.values() if st["Type"] == "Fail")
     for flag, _ in engine.UNSUPPORTED:
-        assert f"{flag} is not supported" in causes
+        assert engine.unsupported_reason(flag) in causes
+    assert "settings.image_id: --image-id needs ec2:CreateLaunchTemplateVersion" in causes
     assert "settings.dry_run:" in causes
 
 

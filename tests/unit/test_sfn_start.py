@@ -22,9 +22,8 @@ START = ["sfn", "start", "--state-machine-arn", ARN, "--environment", "qa", *DEA
 @pytest.mark.parametrize("flags, says", [
     (["--no-elb-check"], "--lock-bucket-name is required"),
     (["--lock-bucket-name", "locks", "--no-elb-check", "--dry-run"], "abfsm deploy --dry-run"),
-    (["--lock-bucket-name", "locks", "--elb-name", "qa-public"], "--elb-name / --target-group-arn"),
-    (["--lock-bucket-name", "locks", "--no-elb-check", "--bake-time", "5"], "--bake-time is not"),
-    (["--lock-bucket-name", "locks", "--image-id", "ami-12345678"], "--image-id is not"),
+    (["--lock-bucket-name", "locks", "--image-id", "ami-12345678"], "create the version first"),
+    (["--lock-bucket-name", "locks", "--pause-at-approval"], "--pause-at-approval is not"),
     (["--lock-bucket-name", "locks", "--no-elb-check", "--instance-count", "2",
       "--instance-count-match"], "exclude each other"),
 ])
@@ -50,12 +49,14 @@ def test_deploy_refuses_a_malformed_role_arn(capsys):
 
 
 def test_execution_input_carries_the_flags_and_the_wait_limits():
-    """interval = --update-timeout (whole seconds), polls = timeout / interval + 1, and the
-    timeouts a state may name in whole seconds (an approval's TimeoutSecondsPath)."""
-    doc = engine.execution_input(Settings("qa", update_timeout=30, health_check_timeout=600),
-                                 "RUN", "2026-01-01T00:00:00Z")
-    assert doc["limits"] == {"interval": 30, "polls": 21,
-                             "seconds": {"bake_time": 1, "health_check_timeout": 600}}
+    """interval = --update-timeout (whole seconds), polls = timeout / interval + 1, bake =
+    --bake-time rounded up to whole seconds (only with a --bake-time), and the timeouts a
+    state may name in whole seconds (an approval's TimeoutSecondsPath)."""
+    doc = engine.execution_input(Settings("qa", update_timeout=30, health_check_timeout=600,
+                                          bake_time=90.5), "RUN", "2026-01-01T00:00:00Z")
+    assert doc["limits"] == {"interval": 30, "polls": 21, "bake": 91,
+                             "seconds": {"bake_time": 91, "health_check_timeout": 600}}
+    assert "bake" not in engine.execution_input(Settings("qa"), "RUN", "T")["limits"]
     assert doc["settings"]["environment"] == "qa" and doc["run_id"] == "RUN"
 
 
@@ -72,6 +73,27 @@ def test_role_policy_names_the_calls_and_scopes_s3_to_the_bucket(capsys):
     assert by_sid["AbfsmLock"] == {"Sid": "AbfsmLock", "Effect": "Allow",
                                    "Action": ["s3:DeleteObject", "s3:PutObject"],
                                    "Resource": "arn:aws:s3:::locks/*"}
+
+
+def test_role_policy_reads_alarms_when_the_spec_watches_them(tmp_path, capsys):
+    """The packaged spec's waits can watch alarms: cloudwatch:DescribeAlarms on "*" in its own
+    statement; a spec without inspect, waits or bake has none."""
+    assert main(["sfn", "role-policy"]) == 0
+    by_sid = {s["Sid"]: s for s in json.loads(capsys.readouterr().out)["Statement"]}
+    assert by_sid["AbfsmAlarms"] == {"Sid": "AbfsmAlarms", "Effect": "Allow",
+                                     "Action": ["cloudwatch:DescribeAlarms"], "Resource": "*"}
+    spec = tmp_path / "drain-only.yaml"
+    spec.write_text("version: 1\ninitial: locked\nstates:\n  locked: {action: acquire_lock}\n"
+                    "  drain: {action: drain}\n  done: {final: true, exit: 0, result: success}\n"
+                    "  failed: {final: true, exit: 1, result: failure, keeps_lock: true}\n"
+                    "  refused: {final: true, exit: 3, result: failure}\n"
+                    "transitions:\n  - {trigger: acquired, source: locked, dest: drain}\n"
+                    "  - {trigger: refuse, source: locked, dest: refused}\n"
+                    "  - {trigger: drained, source: drain, dest: done}\n"
+                    "  - {trigger: fail, source: '*', dest: failed}\n", encoding="utf-8")
+    assert main(["sfn", "role-policy", "--spec", str(spec)]) == 0
+    sids = [s["Sid"] for s in json.loads(capsys.readouterr().out)["Statement"]]
+    assert "AbfsmAlarms" not in sids
 
 
 @pytest.mark.parametrize("error, raised, code", [
