@@ -71,11 +71,9 @@ def test_a_minimal_input_deploys_like_sfn_start(sfn_make):
     ({"lock_bucket_name": BUCKET, "instance_count": 2}, "settings.environment"),
     ({"environment": "qa", "lock_bucket_name": 7}, "settings.lock_bucket_name"),
     ({"environment": "qa", "lock_bucket_name": BUCKET, "dry_run": True}, "settings.dry_run"),
-    ({"environment": "qa", "lock_bucket_name": BUCKET, "pause_at_approval": True},
-     "settings.pause_at_approval"),
     ({"environment": "qa", "lock_bucket_name": BUCKET, "image_id": "ami-12c6146b"},
      "settings.image_id: --image-id needs ec2:CreateLaunchTemplateVersion"),
-], ids=["no-environment", "bucket-not-a-string", "dry-run", "pause-at-approval", "image-id"])
+], ids=["no-environment", "bucket-not-a-string", "dry-run", "image-id"])
 def test_an_unusable_input_fails_naming_the_field_and_changes_nothing(sfn_make, settings, field):
     """FAILED abfsm.InvalidInput (exit 2) naming the field, before any task: no lock, no
     record, no ASG changed."""

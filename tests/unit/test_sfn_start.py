@@ -23,7 +23,8 @@ START = ["sfn", "start", "--state-machine-arn", ARN, "--environment", "qa", *DEA
     (["--no-elb-check"], "--lock-bucket-name is required"),
     (["--lock-bucket-name", "locks", "--no-elb-check", "--dry-run"], "abfsm deploy --dry-run"),
     (["--lock-bucket-name", "locks", "--image-id", "ami-12345678"], "create the version first"),
-    (["--lock-bucket-name", "locks", "--pause-at-approval"], "--pause-at-approval is not"),
+    (["--lock-bucket-name", "locks", "--no-elb-check", "--pause-at-approval"],
+     "--pause-at-approval stops following"),  # it needs --wait
     (["--lock-bucket-name", "locks", "--no-elb-check", "--instance-count", "2",
       "--instance-count-match"], "exclude each other"),
 ])
