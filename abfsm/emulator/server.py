@@ -14,7 +14,7 @@ Endpoints besides AWS's own:
   "reset" (forget every tracked instance). Answers like the GET.
 - `POST /moto-api/reset` (moto's own) resets all AWS state, and the world's instances.
 
-The server runs Step Functions executions (`python -m abfsm.emulator.server` only): moto's
+The server runs Step Functions executions (in a process and in a thread alike): moto's
 `execute_state_machine` is on, as `POST /moto-api/config {"stepfunctions":
 {"execute_state_machine": true}}` would set it, and `MOTO_PORT` is this server's port, so the
 ASL interpreter's aws-sdk tasks call this same server (with the corrections of fixes.py,
@@ -29,7 +29,7 @@ import io
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -169,9 +169,11 @@ def serve(*, port: int = 0, world: world_model.World | None = None) -> Iterator[
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="abfsm-emulator", daemon=True)
     thread.start()
+    restore = _run_executions(server.server_port)
     try:
         yield Emulator(f"http://127.0.0.1:{server.server_port}", app, world)
     finally:
+        restore()
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
@@ -179,14 +181,25 @@ def serve(*, port: int = 0, world: world_model.World | None = None) -> Iterator[
             world_model.deactivate()
 
 
-def _run_executions(port: int) -> None:
-    """Step Functions executions on, their aws-sdk tasks calling this server on `port`."""
+def _run_executions(port: int) -> Callable[[], None]:
+    """Step Functions executions on, their aws-sdk tasks calling this server on `port`;
+    returns what puts the process's previous settings back (for a server in a thread)."""
     import os
 
+    from moto.core.config import default_user_config
     from moto.moto_api._internal.models import moto_api_backend
 
+    saved_port, saved = os.environ.get("MOTO_PORT"), dict(default_user_config["stepfunctions"])
     os.environ["MOTO_PORT"] = str(port)  # read by moto's interpreter for each task's client
     moto_api_backend.set_config({"stepfunctions": {"execute_state_machine": True}})
+
+    def restore() -> None:
+        if saved_port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = saved_port
+        moto_api_backend.set_config({"stepfunctions": saved})
+    return restore
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -330,6 +330,8 @@ class HistoryMapper:
         return [self.finished]
 
     def _next(self, holds: bool) -> list[str]:
+        if not self.settings.get("environment"):  # not an abfsm input: no command to offer
+            return []
         settings = Settings.from_dict({**self.settings, **{k: v for k, v in self.connection.items()
                                                          if v is not None}})
         run_id = {"run_id": self.run_id}

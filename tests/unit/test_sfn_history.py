@@ -293,3 +293,17 @@ def test_history_after_an_id_reads_only_the_pages_that_are_new():
     client = _PagedClient(2500, 1000)
     events = StateMachines(client).history("arn", after=2450)
     assert [e.id for e in events] == list(range(2451, 2501)) and client.calls == 1
+
+
+def test_a_history_that_is_not_abfsms_maps_without_crashing():
+    """An execution of some other machine (input `{}`, one Pass state "A State", as plain
+    moto's server answers without execute_state_machine): run.started and run.finished, no
+    transition, no next step, exit 0 for SUCCEEDED, never a traceback."""
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    history = [HistoryEvent(1, "ExecutionStarted", t0, data="{}"),
+               HistoryEvent(2, "PassStateEntered", t0, name="A State", data="{}"),
+               HistoryEvent(3, "PassStateExited", t0, name="A State", data='"An output"'),
+               HistoryEvent(4, "ExecutionSucceeded", t0 + timedelta(seconds=1), data='"An output"')]
+    events = map_history(history, SPEC, execution_arn=execution_arn("ab-stepped"))
+    assert [e["event"] for e in events] == ["run.started", "run.finished"]
+    assert events[-1]["exit_code"] == 0 and events[-1]["next"] == []
