@@ -162,7 +162,7 @@ def serve(*, port: int = 0, world: world_model.World | None = None) -> Iterator[
     """The emulator on 127.0.0.1 in a thread of this process; `world` switches the model on."""
     from werkzeug.serving import make_server
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on the console
+    _quiet()
     app = make_app()
     if world is not None:
         world_model.activate(world)
@@ -179,6 +179,14 @@ def serve(*, port: int = 0, world: world_model.World | None = None) -> Iterator[
         server.server_close()
         if world is not None and world_model.current() is world:
             world_model.deactivate()
+
+
+def _quiet() -> None:
+    """No request log on the console, and none of the ERROR lines moto's ASL interpreter logs
+    for what an execution handles itself (an IsPresent test on a missing path, a caught
+    task failure, a Fail state): the execution's history says what happened."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
 
 
 def _run_executions(port: int) -> Callable[[], None]:
@@ -213,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from werkzeug.serving import run_simple
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    _quiet()
     app = make_app()
     _run_executions(args.port)
     if args.world:

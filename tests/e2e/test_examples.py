@@ -40,3 +40,15 @@ def test_resume_after_a_manual_fix_walk_through():
     out = proc.stdout
     assert "FAILED in wait-elb" in out
     assert out.index("FAILED in wait-elb") < out.index("succeeded") < out.index("qa: free (no lock)")
+
+
+def test_step_functions_walk_through():
+    """sfn deploy, sfn start, sfn watch to the end (exit 0), a start refused by a manual
+    freeze (exit 3), sfn status of that execution, and abfsm status naming the freeze."""
+    proc = run_example("stepfunctions/walk-through.sh")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert out.index("qa succeeded after") < out.index("(exit 3 as expected: refused)")
+    assert "is FAILED in locked (exit 3)" in out
+    assert "LOCKED by a lock abfsm did not write" in out
+    assert "NoSuchJsonPathError" not in proc.stderr  # moto's interpreter logs kept quiet
