@@ -529,7 +529,13 @@ def next_command(step: Any, settings: Settings) -> str:
     """A runner NextStep as the command line to copy: every flag that decides where the run
     lives (--lock-bucket-name, or a non-default --state-dir) and how AWS is reached
     (--region, --endpoint-url, --profile), and --spec for resume."""
-    parts = ["abfsm", step.command, "--environment", settings.environment]
+    options = dict(step.options)
+    parts = ["abfsm", *step.command.split()]  # "sfn start": a sub-command's verb
+    if options.get("resume"):
+        parts.append("--resume")
+    if options.get("state_machine_arn"):
+        parts += ["--state-machine-arn", str(options["state_machine_arn"])]
+    parts += ["--environment", settings.environment]
     if settings.lock_bucket_name:
         parts += ["--lock-bucket-name", settings.lock_bucket_name]
     elif settings.state_dir != ".abfsm":
@@ -538,13 +544,14 @@ def next_command(step: Any, settings: Settings) -> str:
                         ("--profile", settings.profile)):
         if value:
             parts += [flag, value]
-    if step.command == "resume" and settings.spec:
+    if step.command in ("resume", "sfn start") and settings.spec:
         parts += ["--spec", settings.spec]
-    options = dict(step.options)
     if options.get("run_id"):
         parts += ["--run-id", str(options["run_id"])]
     if options.get("force"):
         parts.append("--force")
+    if options.get("wait"):
+        parts.append("--wait")
     text = " ".join(shlex.quote(p) for p in parts)
     return f"{step.why}: {text}" + (f"  ({step.note})" if step.note else "")
 

@@ -43,7 +43,7 @@ class NextStep:
     The CLI renders it with the connection flags of the run (see cli.next_command).
     """
 
-    command: str  # "resume", "status" or "unlock"
+    command: str  # "resume", "status", "unlock" or "sfn start" (options: resume, state_machine_arn)
     why: str  # e.g. "fix the cause, then"
     options: Mapping[str, Any] = field(default_factory=dict)  # run_id, force, from_state
     note: str = ""  # e.g. "re-enters scale"

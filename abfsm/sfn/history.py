@@ -325,11 +325,12 @@ class HistoryMapper:
             error=error, active=plan.get("active"), target=plan.get("target"),
             active_count=int(plan.get("active_count") or 0),
             target_count=int(count.get("n") or 0) if plan.get("target") else 0,
-            lock=lock, next=self._next(holds), dry_run=False,
+            lock=lock, next=self._next(holds, final is None or self.spec.states[final].resumable),
+            dry_run=False,
             changed=sorted(self._changed))
         return [self.finished]
 
-    def _next(self, holds: bool) -> list[str]:
+    def _next(self, holds: bool, resumable: bool) -> list[str]:
         if not self.settings.get("environment"):  # not an abfsm input: no command to offer
             return []
         settings = Settings.from_dict({**self.settings, **{k: v for k, v in self.connection.items()
@@ -338,6 +339,12 @@ class HistoryMapper:
         if holds:
             steps = [NextStep("status", "inspect it"),
                      NextStep("unlock", "or give up and free the environment", run_id)]
+            if resumable:  # a new execution carries the run on: sfn start --resume
+                machine = (self.execution_arn.rsplit(":", 1)[0]
+                           .replace(":execution:", ":stateMachine:"))
+                steps.insert(0, NextStep("sfn start", "fix the cause, then", {
+                    "resume": True, "state_machine_arn": machine, "wait": True},
+                    note=f"re-enters {self.failed_state or self.state}"))
         elif not self._lock_taken and self.error == ERROR_REFUSED:  # the lock was held
             steps = [NextStep("status", "see who holds it")]
         else:

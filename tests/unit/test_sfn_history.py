@@ -307,3 +307,26 @@ def test_a_history_that_is_not_abfsms_maps_without_crashing():
     events = map_history(history, SPEC, execution_arn=execution_arn("ab-stepped"))
     assert [e["event"] for e in events] == ["run.started", "run.finished"]
     assert events[-1]["exit_code"] == 0 and events[-1]["next"] == []
+
+
+def test_a_failed_execution_names_the_sfn_start_resume_that_carries_it_on():
+    """A wait timeout (lock kept, resumable): the first next step is `abfsm sfn start --resume
+    --state-machine-arn MACHINE ... --wait`, re-entering wait-instances; it parses as that
+    command, for the execution's own state machine. A rollback (lock released) offers none."""
+    import shlex
+
+    from abfsm.cli import build_parser, next_command
+
+    arn = execution_arn("wait-timeout")
+    events = map_history(recorded("wait-timeout"), SPEC, execution_arn=arn,
+                         render_next=next_command, connection={"region": "us-east-1"})
+    first = events[-1]["next"][0]
+    why, command = first.split(": ", 1)
+    assert why == "fix the cause, then" and command.endswith("(re-enters wait-instances)")
+    args = build_parser().parse_args(shlex.split(command.rsplit("  (", 1)[0])[1:])
+    assert (args.command, args.sfn_command, args.resume, args.wait) == ("sfn", "start", True, True)
+    assert args.state_machine_arn == arn.rsplit(":", 1)[0].replace(":execution:", ":stateMachine:")
+    assert (args.environment, args.lock_bucket_name, args.region) == ("qa", "abfsm-locks", "us-east-1")
+    rolled = map_history(recorded("rollback"), SPEC, execution_arn=execution_arn("rollback"),
+                         render_next=next_command)
+    assert not any("--resume" in line for line in rolled[-1]["next"])
