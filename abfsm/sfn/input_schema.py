@@ -30,6 +30,11 @@ NOT_SETTINGS = ("help", "state_machine_arn", "wait", "resume", "from_state")  # 
 _TYPES: dict[Any, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
+# Settings of the process that follows an execution, not of the execution.
+FOLLOWER_ONLY = frozenset({"notify", "notify_on", "notify_create", "pause_at_approval",
+                           "log_format", "verbose"})
+
+
 def setting_of(action: argparse.Action) -> str:
     """The setting a flag sets: its dest, or dest + "s" when that is the Settings field."""
     known = {f.name for f in fields(Settings)}
@@ -62,6 +67,9 @@ def schema(parser: argparse.ArgumentParser) -> dict[str, Any]:
         meaning = _meaning(action, required=f.name in REQUIRED)
         if f.name in LIMITS_FROM:
             meaning += " An execution's waits follow `limits`."
+        if f.name in FOLLOWER_ONLY:
+            meaning += (" Only the process that follows the execution (`sfn start --wait`, "
+                        "`sfn watch`) acts on it; the execution itself ignores it.")
         if f.name in refused:
             meaning += f" Refused by the execution unless `{json.dumps(default)}`: {refused[f.name]}."
         prop = {"description": meaning, **prop}

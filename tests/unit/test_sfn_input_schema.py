@@ -187,3 +187,11 @@ def test_each_input_path_is_tested_for_presence_first():
                  "$.limits.polls"):
         assert first[path] == {"Not": {"Variable": path, "IsPresent": True},
                                "Next": first[path]["Next"]}
+
+
+@pytest.mark.parametrize("name", sorted(input_schema.FOLLOWER_ONLY))
+def test_a_follower_setting_says_the_execution_ignores_it(name):
+    """--notify, --pause-at-approval, the log flags: their description says only the process
+    following the execution acts on them (an EventBridge start notifies no one)."""
+    prop = input_schema.schema(sfn_start_parser())["properties"]["settings"]["properties"][name]
+    assert "the execution itself ignores it" in prop["description"]
