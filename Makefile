@@ -16,7 +16,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/abfsm demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n 4
 
 graph: $(VENV)/.installed
 	$(PY) -m tests.support.readme_graph --write

@@ -263,14 +263,15 @@ def definition_problem(services: Services, execution_arn: str, spec: Spec) -> st
 
 def watch(services: Services, execution_arn: str, spec: Spec, clock: Clock, *,
           render_next: RenderNext = plain_next, connection: Mapping[str, Any] | None = None,
-          interval: float = FOLLOW_INTERVAL_S,
+          interval: float | None = None,
           pause_at_approval: bool = False) -> tuple[HistoryMapper, str | None]:
     """Follow the execution to its end, logging each new history event's log events once
     (abfsm/sfn/history.py). Each poll reads the history after the last event seen; between
     polls, the clock's sleep (a stop request raises Interrupted there).
 
     (mapper, None) at the end; with `pause_at_approval`, (mapper, STATE) as soon as the
-    execution waits for a task token in STATE (an approval), the execution still running."""
+    execution waits for a task token in STATE (an approval), the execution still running.
+    `interval`: seconds between polls (default FOLLOW_INTERVAL_S, read at the call)."""
     import structlog
 
     from abfsm.log import bind
@@ -294,7 +295,7 @@ def watch(services: Services, execution_arn: str, spec: Spec, clock: Clock, *,
             return mapper, None
         if pause_at_approval and waiting:
             return mapper, mapper.state or waiting  # the spec state (its task: STATE.act)
-        clock.sleep(interval)
+        clock.sleep(FOLLOW_INTERVAL_S if interval is None else interval)
 
 
 class TokenWait:

@@ -37,10 +37,15 @@ def api_calls() -> ApiCalls:
 @pytest.fixture
 def sfn_make() -> Iterator[Callable[[str], Any]]:
     """In-process moto with Step Functions executions enabled (tests/support/sfn_moto.py)."""
+    from abfsm.sfn import engine
     from tests.support.sfn_moto import executing_moto
 
-    with executing_moto() as make:
-        yield make
+    saved, engine.FOLLOW_INTERVAL_S = engine.FOLLOW_INTERVAL_S, 0.25  # in process: poll more
+    try:
+        with executing_moto() as make:
+            yield make
+    finally:
+        engine.FOLLOW_INTERVAL_S = saved
 
 
 @pytest.fixture
