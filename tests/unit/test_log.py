@@ -102,8 +102,9 @@ def test_auto_picks_console_on_a_terminal_and_json_otherwise():
 
 # --- console ---------------------------------------------------------------------------------
 
-def test_console_progress_on_a_terminal_is_a_live_line():
+def test_console_progress_on_a_terminal_is_a_live_line(monkeypatch):
     """On a TTY, wait.progress redraws one line: starts with \\r\\x1b[K, no newline."""
+    monkeypatch.setenv("COLUMNS", "160")  # the live line is cut to the terminal's width
     tty = FakeTty()
     log.configure("console", stream=tty)
     logger().info("wait.progress", **PROGRESS)
